@@ -1,0 +1,123 @@
+// Gatehouse configuration: plain, immutable structs parsed from TOML and validated.
+//
+// load_file()/load_string() collect every problem as a Diagnostic with file:line:col
+// (unknown keys, wrong types, bad durations/sizes/addresses, routes naming missing
+// upstreams) instead of stopping at the first. A Config is only returned when there are
+// no errors; warnings never block loading. This is the only module that includes toml++.
+// Thread: any; the result is frozen and shared read-only between threads.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.hpp"
+
+namespace gh::config {
+
+using Duration = std::chrono::milliseconds;
+
+// A host (name, IPv4 or bracketed IPv6 literal) and port, as written: "app:3000",
+// "127.0.0.1:8080", "[::1]:8443". Names are resolved later, never here.
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+  std::string text() const;  // "host:port" ("[v6]:port")
+  bool operator==(const HostPort&) const = default;
+};
+
+struct ServerSettings {
+  unsigned workers = 0;                     // 0 = one per core ("auto")
+  Duration drain_timeout = std::chrono::seconds(30);
+  unsigned max_connections = 10000;         // per worker, downstream
+};
+
+struct Limits {
+  std::size_t request_line = 8 * 1024;      // bytes -> 414 beyond
+  std::size_t header_bytes = 32 * 1024;     // whole head -> 431 beyond
+  std::size_t header_count = 100;           // fields -> 431 beyond
+  std::size_t body = 1024 * 1024;           // request body -> 413 beyond; 0 = unlimited
+  std::size_t chunk_extension = 1024;       // bytes per chunk-size line -> 400 beyond
+};
+
+struct Timeouts {
+  Duration request_header = std::chrono::seconds(10);   // whole head deadline -> 408
+  Duration client_body = std::chrono::seconds(60);      // idle while reading a body -> 408
+  Duration keepalive = std::chrono::seconds(60);        // idle client between requests
+  Duration upstream_connect = std::chrono::seconds(5);  // -> 502 / next server
+  Duration upstream_read = std::chrono::seconds(60);    // idle waiting on upstream -> 504
+  Duration upstream_keepalive = std::chrono::seconds(60);  // idle pooled connection
+};
+
+struct Listener {
+  HostPort address;
+};
+
+struct Admin {
+  std::optional<HostPort> address;  // unset = no admin listener
+};
+
+enum class Balance { round_robin, least_conn };
+
+struct Upstream {
+  std::string name;
+  std::vector<HostPort> servers;
+  Balance balance = Balance::round_robin;
+  std::size_t keepalive = 32;  // max idle pooled connections per server and worker
+};
+
+struct Route {
+  std::string host;         // "" = any host; "example.com" exact; "*.example.com" suffix
+  std::string path_prefix = "/";
+  std::string upstream;     // name of an Upstream; validated to exist
+};
+
+enum class AccessLogFormat { off, text, json };
+
+struct Config {
+  std::string source;  // file path, or "<default>" for the embedded config
+  ServerSettings server;
+  Limits limits;
+  Timeouts timeouts;
+  std::vector<Listener> listeners;
+  Admin admin;
+  std::vector<Upstream> upstreams;
+  std::vector<Route> routes;
+  AccessLogFormat access_log = AccessLogFormat::text;
+
+  const Upstream* find_upstream(std::string_view name) const;
+};
+
+struct Diagnostic {
+  std::string file;
+  unsigned line = 0;  // 1-based; 0 when the problem has no position
+  unsigned column = 0;
+  std::string message;
+  std::string text() const;  // "file:line:col: message"
+};
+
+struct LoadResult {
+  std::optional<Config> config;  // set iff errors is empty
+  std::vector<Diagnostic> errors;
+  std::vector<Diagnostic> warnings;
+};
+
+LoadResult load_file(const std::string& path);
+LoadResult load_string(std::string_view toml, std::string_view source_name);
+
+// The embedded default: listen 127.0.0.1:8080, everything to 127.0.0.1:3000,
+// admin on 127.0.0.1:9901.
+std::string_view default_toml();
+
+// Value parsers shared by the loader and tests. Durations: "250ms", "30s", "5m", "1h",
+// "2d" (one integer and a unit). Sizes: "512", "16KiB", "1MiB", "1GiB" (also KB/MB/GB
+// as powers of 1000). Addresses: "host:port", "[v6]:port", port 0..65535.
+Result<Duration> parse_duration(std::string_view text);
+Result<std::size_t> parse_size(std::string_view text);
+Result<HostPort> parse_host_port(std::string_view text);
+
+}  // namespace gh::config

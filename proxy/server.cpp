@@ -1,0 +1,231 @@
+#include "proxy/server.hpp"
+
+#include <uv.h>
+
+#include <cstdio>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "config/config.hpp"
+#include "core/log.hpp"
+#include "core/post_queue.hpp"
+#include "proxy/admin.hpp"
+#include "proxy/listen_socket.hpp"
+#include "proxy/worker.hpp"
+
+namespace gh::proxy {
+namespace {
+
+constexpr std::uint64_t kLivenessWindowMs = 2000;
+
+config::LoadResult load(const std::string& path) {
+  return path.empty() ? config::load_string(config::default_toml(), "<default>")
+                      : config::load_file(path);
+}
+
+void log_diagnostics(const config::LoadResult& result, const char* prefix) {
+  for (const auto& d : result.warnings) GH_LOG_WARN("%s%s", prefix, d.text().c_str());
+  for (const auto& d : result.errors) GH_LOG_ERROR("%s%s", prefix, d.text().c_str());
+}
+
+SnapshotPtr build_snapshot(std::shared_ptr<const config::Config> config, unsigned generation) {
+  std::vector<health::HostSetPtr> groups;
+  std::vector<std::string> warnings;
+  for (const config::Upstream& upstream : config->upstreams) {
+    groups.push_back(health::resolve_upstream(upstream, warnings));
+  }
+  for (const std::string& w : warnings) GH_LOG_WARN("%s", w.c_str());
+  return std::make_shared<const Snapshot>(std::move(config), std::move(groups), generation);
+}
+
+std::uint64_t monotonic_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 + static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+class Control {
+ public:
+  explicit Control(RunOptions options) : options_(std::move(options)) {}
+
+  int run() {
+    auto loaded = load(options_.config_path);
+    log_diagnostics(loaded, "");
+    if (!loaded.config) return 1;
+    auto config = std::make_shared<const config::Config>(std::move(*loaded.config));
+    snapshot_ = build_snapshot(config, 1);
+    unsigned workers = config->server.workers ? config->server.workers : std::thread::hardware_concurrency();
+    workers = std::max(1u, workers);
+
+    std::vector<BoundListener> bound;
+    for (const config::Listener& listener : config->listeners) {
+      auto b = bind_listener(listener.address, workers);
+      if (!b) {
+        GH_LOG_ERROR("%s", b.error().message.c_str());
+        return 1;
+      }
+      bound.push_back(std::move(*b));
+    }
+    uv_loop_init(&loop_);
+    posts_.init(&loop_);
+    if (config->admin.address) {
+      auto b = bind_listener(*config->admin.address, 1);
+      if (!b) {
+        GH_LOG_ERROR("admin: %s", b.error().message.c_str());
+        return 1;
+      }
+      admin_address_ = b->address;
+      admin_ = std::make_unique<AdminServer>(&loop_, [this](std::string_view m, std::string_view p) {
+        return admin_request(m, p);
+      });
+      if (auto ok = admin_->listen(b->fds[0]); !ok) {
+        GH_LOG_ERROR("%s", ok.error().message.c_str());
+        return 1;
+      }
+    }
+    for (const BoundListener& b : bound) listener_addresses_.push_back(b.address);
+    start_workers(bound, workers);
+    watch_signals();
+    write_ready_file();
+    GH_LOG_INFO("gatehouse listening on %s with %u workers (config %s)", listener_addresses_[0].c_str(),
+                workers, config->source.c_str());
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    workers_.clear();  // joins the threads
+    uv_loop_close(&loop_);
+    GH_LOG_INFO("gatehouse stopped");
+    return 0;
+  }
+
+ private:
+  void start_workers(const std::vector<BoundListener>& bound, unsigned count) {
+    for (unsigned i = 0; i < count; ++i) {
+      std::vector<int> fds;
+      for (const BoundListener& b : bound) fds.push_back(b.fds[i]);
+      WorkerHooks hooks;
+      hooks.write_access_log = [this](std::string&& lines) {
+        posts_.post([l = std::move(lines)] {
+          std::fwrite(l.data(), 1, l.size(), stdout);
+          std::fflush(stdout);
+        });
+      };
+      hooks.on_stopped = [this](unsigned) { posts_.post([this] { on_worker_stopped(); }); };
+      workers_.push_back(std::make_unique<Worker>(i, std::move(fds), snapshot_, std::move(hooks)));
+    }
+    for (auto& w : workers_) w->start();
+  }
+
+  void watch_signals() {
+    auto init = [this](uv_signal_t& s, int signum, uv_signal_cb cb) {
+      uv_signal_init(&loop_, &s);
+      s.data = this;
+      uv_signal_start(&s, cb, signum);
+    };
+    init(sigterm_, SIGTERM, [](uv_signal_t* s, int) { static_cast<Control*>(s->data)->begin_drain("SIGTERM"); });
+    init(sigint_, SIGINT, [](uv_signal_t* s, int) { static_cast<Control*>(s->data)->begin_drain("SIGINT"); });
+    init(sighup_, SIGHUP, [](uv_signal_t* s, int) { static_cast<Control*>(s->data)->reload(); });
+    uv_timer_init(&loop_, &drain_timer_);
+    drain_timer_.data = this;
+  }
+
+  void reload() {
+    if (draining_) return;
+    if (options_.config_path.empty()) {
+      GH_LOG_WARN("reload: running on the embedded default config; nothing to re-read");
+      return;
+    }
+    auto loaded = load(options_.config_path);
+    log_diagnostics(loaded, "reload: ");
+    if (!loaded.config) {
+      GH_LOG_ERROR("reload failed: keeping the running config (generation %u)", snapshot_->generation);
+      return;
+    }
+    auto config = std::make_shared<const config::Config>(std::move(*loaded.config));
+    if (config->listeners.size() != snapshot_->config->listeners.size() ||
+        !std::equal(config->listeners.begin(), config->listeners.end(), snapshot_->config->listeners.begin(),
+                    [](const auto& a, const auto& b) { return a.address == b.address; })) {
+      GH_LOG_WARN("reload: listener changes take effect only after a restart");
+    }
+    snapshot_ = build_snapshot(config, snapshot_->generation + 1);
+    for (auto& w : workers_) w->publish(snapshot_);
+    write_ready_file();
+    GH_LOG_INFO("config reloaded (generation %u)", snapshot_->generation);
+  }
+
+  void begin_drain(const char* why) {
+    if (draining_) {
+      GH_LOG_WARN("%s again: closing all connections now", why);
+      return force_close();
+    }
+    draining_ = true;
+    GH_LOG_INFO("%s: draining for up to %lld ms", why,
+                static_cast<long long>(snapshot_->config->server.drain_timeout.count()));
+    for (auto& w : workers_) w->drain();
+    uv_timer_start(&drain_timer_, [](uv_timer_t* t) { static_cast<Control*>(t->data)->force_close(); },
+                   static_cast<std::uint64_t>(snapshot_->config->server.drain_timeout.count()), 0);
+  }
+
+  void force_close() {
+    for (auto& w : workers_) w->force_close();
+  }
+
+  void on_worker_stopped() {
+    if (++stopped_workers_ < workers_.size()) return;
+    for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+    if (admin_) admin_->close();
+    posts_.close();
+  }
+
+  AdminResponse admin_request(std::string_view method, std::string_view path) {
+    if (method != "GET" && method != "HEAD") return {405, "method not allowed\n"};
+    if (path == "/livez") {
+      const std::uint64_t now = monotonic_ms();
+      for (const auto& w : workers_) {
+        if (now - w->last_tick_ms() > kLivenessWindowMs) return {503, "a worker loop is stuck\n"};
+      }
+      return {200, "ok\n"};
+    }
+    if (path == "/readyz") {
+      if (draining_) return {503, "draining\n"};
+      return {200, "ready\n"};
+    }
+    return {404, "not found\n"};
+  }
+
+  void write_ready_file() {
+    if (options_.ready_file.empty()) return;
+    std::string text;
+    for (const std::string& a : listener_addresses_) text += "listener " + a + "\n";
+    if (!admin_address_.empty()) text += "admin " + admin_address_ + "\n";
+    text += "generation " + std::to_string(snapshot_->generation) + "\n";
+    const std::string tmp = options_.ready_file + ".tmp";
+    if (FILE* f = std::fopen(tmp.c_str(), "w")) {
+      std::fwrite(text.data(), 1, text.size(), f);
+      std::fclose(f);
+      std::rename(tmp.c_str(), options_.ready_file.c_str());
+    }
+  }
+
+  RunOptions options_;
+  uv_loop_t loop_{};
+  PostQueue posts_;
+  uv_signal_t sigterm_{}, sigint_{}, sighup_{};
+  uv_timer_t drain_timer_{};
+  std::unique_ptr<AdminServer> admin_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  SnapshotPtr snapshot_;
+  std::vector<std::string> listener_addresses_;
+  std::string admin_address_;
+  std::size_t stopped_workers_ = 0;
+  bool draining_ = false;
+};
+
+}  // namespace
+
+int run_server(const RunOptions& options) {
+  Control control(options);
+  return control.run();
+}
+
+}  // namespace gh::proxy

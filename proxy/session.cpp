@@ -1,0 +1,701 @@
+#include "proxy/session.hpp"
+
+#include <cstring>
+#include <ctime>
+
+#include "core/log.hpp"
+#include "proxy/worker.hpp"
+
+namespace gh::proxy {
+namespace {
+
+using http::BodyFraming;
+using http::HeadKind;
+using http::HeadScan;
+
+constexpr config::Duration kLingerTimeout = std::chrono::seconds(2);
+constexpr config::Duration kTunnelIdle = std::chrono::hours(1);
+
+template <class T>
+uv_handle_t* as_handle(T* h) {
+  return reinterpret_cast<uv_handle_t*>(h);
+}
+
+}  // namespace
+
+Session::Session(Worker& worker, SnapshotPtr snapshot)
+    : worker_(worker),
+      snapshot_(std::move(snapshot)),
+      request_parser_(HeadKind::request, snapshot_->config->limits.chunk_extension),
+      response_parser_(HeadKind::response, snapshot_->config->limits.chunk_extension) {
+  request_body_.session = this;
+  response_body_.session = this;
+  uv_timer_init(worker_.loop(), &client_timer_);
+  uv_timer_init(worker_.loop(), &upstream_timer_);
+  client_timer_.data = upstream_timer_.data = this;
+  open_handles_ = 2;
+}
+
+Session::~Session() = default;
+
+void Session::start(uv_stream_t* listener, bool over_limit) {
+  down_ = tls::accept_plain(worker_.loop(), listener, *this);
+  ++open_handles_;
+  client_ip_ = down_->peer_ip();
+  if (over_limit) {
+    GH_LOG_WARN("%s: connection limit reached, answering 503", client_ip_.c_str());
+    return respond_local(503, "too many connections\n", "Retry-After: 1\r\n");
+  }
+  arm_client_timer(config().timeouts.request_header);
+  update_client_reads();
+}
+
+void Session::drain() {
+  draining_ = true;
+  if (phase_ == Phase::idle && in_.pending() == 0) close();
+}
+
+void Session::close() {
+  if (phase_ == Phase::closing && open_handles_ < 3) return;
+  if (uv_is_closing(as_handle(&client_timer_))) return;
+  phase_ = Phase::closing;
+  release_upstream(false);
+  uv_close(as_handle(&client_timer_), [](uv_handle_t* h) { static_cast<Session*>(h->data)->handle_closed(); });
+  uv_close(as_handle(&upstream_timer_), [](uv_handle_t* h) { static_cast<Session*>(h->data)->handle_closed(); });
+  if (down_) down_->close();
+}
+
+void Session::on_closed() { handle_closed(); }
+
+void Session::handle_closed() {
+  if (--open_handles_ > 0) return;
+  in_ = ByteBuffer{};
+  out_ = ByteBuffer{};
+  worker_.forget(this);  // destroys this
+}
+
+// ---- client side ---------------------------------------------------------------
+
+uv_buf_t Session::read_buffer() {
+  in_.acquire(worker_.buffers());
+  return uv_buf_init(in_.end_ptr(), static_cast<unsigned>(in_.free_space()));
+}
+
+void Session::on_read(std::size_t n) {
+  in_.produced(n);
+  switch (phase_) {
+    case Phase::idle:
+    case Phase::head: process_input(); break;
+    case Phase::exchange:
+      if (!request_complete_) pump_request_body();
+      break;
+    case Phase::tunnel: pump_tunnel(); break;
+    case Phase::closing: in_.consume(in_.pending()); in_.compact(); break;  // lingering: discard
+  }
+  update_client_reads();
+}
+
+void Session::on_read_end(int status) {
+  client_reading_ = false;
+  client_eof_ = true;
+  if (phase_ == Phase::tunnel && status == UV_EOF) return pump_tunnel();  // half-close
+  if (phase_ == Phase::exchange && request_complete_ && status == UV_EOF) {
+    close_after_response_ = true;  // the client is done sending; answer, then close
+    return;
+  }
+  close();
+}
+
+void Session::on_write_done(int status) {
+  client_writing_ = false;
+  to_client_.clear();
+  if (status < 0) return close();
+  if (phase_ == Phase::closing) return linger_close();
+  out_.compact();
+  if (phase_ == Phase::tunnel) {
+    pump_tunnel();
+    update_upstream_reads();
+    return;
+  }
+  if (!response_complete_) pump_response_body();
+  update_upstream_reads();
+  maybe_finish_exchange();
+}
+
+void Session::update_client_reads() {
+  if (client_eof_ || !down_) return;
+  if (!upstream_writing_) in_.compact();
+  const bool want = !in_.allocated() || in_.free_space() > 0;
+  if (want && !client_reading_) {
+    client_reading_ = down_->start_reading() == 0;
+  } else if (!want && client_reading_) {
+    down_->stop_reading();
+    client_reading_ = false;
+  }
+}
+
+void Session::process_input() {
+  while (phase_ == Phase::idle || phase_ == Phase::head) {
+    if (in_.pending() == 0) return;
+    if (phase_ == Phase::idle) {
+      phase_ = Phase::head;
+      arm_client_timer(config().timeouts.request_header);
+    }
+    std::size_t before = in_.pending();
+    process_head();
+    if (phase_ == Phase::head && in_.pending() == before) return;  // need more bytes
+  }
+}
+
+void Session::process_head() {
+  HeadScan scan = http::scan_head({in_.begin_ptr(), in_.pending()}, HeadKind::request,
+                                  snapshot_->head_limits);
+  if (scan.state == HeadScan::State::invalid) return fail(scan.error.status, scan.error.reason);
+  if (scan.state == HeadScan::State::incomplete) {
+    if (in_.free_space() == 0) {
+      in_.compact();
+      if (in_.free_space() == 0) fail(431, "request header too large");
+    }
+    return;
+  }
+  request_parser_.begin_message();
+  auto step = request_parser_.execute(in_.begin_ptr(), scan.length, nullptr);
+  if (step.outcome == http::HttpParser::Outcome::error) {
+    return fail(400, request_parser_.error_reason());
+  }
+  http::HeadError error;
+  request_ = {};
+  if (!http::analyze_request(request_parser_.head(), request_, error)) {
+    return fail(error.status, error.reason);
+  }
+  start_exchange(scan.length, step.outcome == http::HttpParser::Outcome::message_complete);
+}
+
+void Session::start_exchange(std::size_t head_length, bool message_complete) {
+  const http::MessageHead& head = request_parser_.head();
+  phase_ = Phase::exchange;
+  exchange_start_ms_ = worker_.now_ms();
+  log_request_.assign(head.method).append(" ").append(head.target);
+  log_request_.append(head.version_minor == 0 ? " HTTP/1.0" : " HTTP/1.1");
+  log_status_ = 0;
+  log_bytes_ = 0;
+  request_body_bytes_ = 0;
+  request_complete_ = message_complete;
+  response_head_done_ = response_started_ = response_complete_ = false;
+  upstream_responded_ = upstream_fresh_only_ = false;
+  tried_hosts_ = 0;
+  if (!request_.keep_alive || draining_) close_after_response_ = true;
+
+  if (head.method == "CONNECT") return fail(405, "CONNECT is not supported");
+  const std::size_t body_limit = config().limits.body;
+  if (body_limit && request_.framing == BodyFraming::content_length &&
+      request_.content_length > body_limit) {
+    return fail(413, "request body too large");
+  }
+  normalize_host(request_.host, host_);
+  auto target = snapshot_->router.match(host_, head.target);
+  if (!target) return fail(404, "no route for this host and path");
+  route_ = *target;
+  host_set_ = snapshot_->groups[route_.upstream];
+
+  upstream_head_.clear();
+  write_upstream_request(head, request_, {client_ip_, down_->secure() ? "https" : "http"},
+                         upstream_head_);
+  request_body_pumped_ = false;
+  in_.consume(head_length);
+  if (request_complete_) {
+    uv_timer_stop(&client_timer_);
+  } else {
+    arm_client_timer(config().timeouts.client_body);
+  }
+  connect_upstream();
+}
+
+void Session::RequestBody::on_body(const char* data, std::size_t length) {
+  Session& s = *session;
+  s.request_body_bytes_ += length;
+  if (s.request_.framing == BodyFraming::chunked) {
+    std::size_t mark = s.to_upstream_.mark();
+    append_chunk_header(length, s.to_upstream_.scratch());
+    s.to_upstream_.add_scratch_since(mark);
+    s.to_upstream_.add_view(data, length);
+    s.to_upstream_.add_text("\r\n");
+  } else {
+    s.to_upstream_.add_view(data, length);
+  }
+}
+
+void Session::pump_request_body() {
+  if (request_complete_ || !upstream_connected_ || upstream_writing_ || in_.pending() == 0) return;
+  request_body_pumped_ = true;
+  auto step = request_parser_.execute(in_.begin_ptr(), in_.pending(), &request_body_);
+  if (step.outcome == http::HttpParser::Outcome::error) {
+    return fail(400, request_parser_.error_reason());
+  }
+  const std::size_t body_limit = config().limits.body;
+  if (body_limit && request_body_bytes_ > body_limit) return fail(413, "request body too large");
+  in_.consume(step.consumed);
+  if (step.outcome == http::HttpParser::Outcome::message_complete) {
+    request_complete_ = true;
+    uv_timer_stop(&client_timer_);
+    if (request_.framing == BodyFraming::chunked) to_upstream_.add_text("0\r\n\r\n");
+  } else {
+    arm_client_timer(config().timeouts.client_body);
+  }
+  flush_to_upstream();
+}
+
+void Session::flush_to_upstream() {
+  if (!upstream_connected_ || upstream_writing_ || to_upstream_.empty()) return;
+  const auto& bufs = to_upstream_.buffers();
+  if (int rc = upstream_->write(bufs.data(), static_cast<unsigned>(bufs.size())); rc != 0) {
+    return fail(502, "upstream write failed");
+  }
+  upstream_writing_ = true;
+}
+
+void Session::on_upstream_write_done(int status) {
+  upstream_writing_ = false;
+  to_upstream_.clear();
+  if (status < 0) {
+    if (phase_ == Phase::tunnel) return close();
+    // A reused connection the server had closed: safe to retry if nothing came back
+    // and the request had no body to replay.
+    if (upstream_->reused() && !upstream_responded_ && !request_body_pumped_) {
+      return upstream_connect_failed("reused upstream connection closed");
+    }
+    return fail(502, "upstream write failed");
+  }
+  if (phase_ == Phase::tunnel) {
+    pump_tunnel();
+    update_client_reads();
+    return;
+  }
+  pump_request_body();
+  update_client_reads();
+  maybe_finish_exchange();
+}
+
+// ---- upstream selection ----------------------------------------------------------
+
+void Session::connect_upstream() {
+  Worker::GroupState& group = worker_.group(route_.upstream);
+  const health::HostSet& set = *host_set_;
+  if (set.hosts.empty()) return fail(503, "no upstream server available");
+  for (std::size_t i = 0; i < group.hosts.size(); ++i) group.loads[i].active = group.hosts[i]->active;
+  host_index_ = pick_host(set, group.loads, tried_hosts_, group.cursor);
+  if (host_index_ == kNoHost) return fail(502, "no upstream server could be reached");
+  if (host_index_ < 64) tried_hosts_ |= std::uint64_t{1} << host_index_;
+
+  HostState& host = *group.hosts[host_index_];
+  ++host.active;
+  upstream_responded_ = false;
+  to_upstream_.clear();
+  to_upstream_.add_view(upstream_head_.data(), upstream_head_.size());
+  if (!host.idle.empty() && !upstream_fresh_only_) {
+    upstream_ = host.idle.back();
+    upstream_->attach(*this);
+    upstream_connected_ = true;
+    arm_upstream_timer(config().timeouts.upstream_read);
+    update_upstream_reads();
+    flush_to_upstream();
+    return;
+  }
+  upstream_ = &worker_.open_upstream(host);
+  upstream_connected_ = false;
+  const auto* address = reinterpret_cast<const sockaddr*>(&set.hosts[host_index_].address);
+  if (upstream_->connect(address, *this) != 0) return upstream_connect_failed("connect failed");
+  arm_upstream_timer(config().timeouts.upstream_connect);
+}
+
+void Session::on_upstream_connected(int status) {
+  if (status < 0) return upstream_connect_failed(uv_strerror(status));
+  upstream_connected_ = true;
+  arm_upstream_timer(config().timeouts.upstream_read);
+  update_upstream_reads();
+  flush_to_upstream();
+}
+
+void Session::upstream_connect_failed(const char* why) {
+  const std::string label = upstream_ ? upstream_->host().label : std::string("?");
+  GH_LOG_WARN("upstream %s (%s): %s", label.c_str(), host_set_->group.c_str(), why);
+  const bool was_reused = upstream_ && upstream_->reused();
+  release_upstream(false);
+  // Only a request whose body never left can be sent again.
+  if (request_body_pumped_) return fail(502, "upstream connection failed");
+  if (was_reused) {
+    // A stale pooled connection says nothing about the host: retry it on a new one.
+    upstream_fresh_only_ = true;
+    if (host_index_ < 64) tried_hosts_ &= ~(std::uint64_t{1} << host_index_);
+  }
+  connect_upstream();
+}
+
+void Session::release_upstream(bool reusable) {
+  if (!upstream_) return;
+  UpstreamConn* conn = upstream_;
+  upstream_ = nullptr;
+  upstream_connected_ = upstream_writing_ = upstream_reading_ = false;
+  if (conn->host().active > 0) --conn->host().active;
+  uv_timer_stop(&upstream_timer_);
+  if (reusable) {
+    conn->release_to_pool(host_set_ ? host_set_->keepalive : 0, worker_.now_ms());
+  } else {
+    conn->close();
+  }
+}
+
+// ---- response path ---------------------------------------------------------------
+
+uv_buf_t Session::upstream_read_buffer() {
+  out_.acquire(worker_.buffers());
+  return uv_buf_init(out_.end_ptr(), static_cast<unsigned>(out_.free_space()));
+}
+
+void Session::update_upstream_reads() {
+  if (!upstream_ || !upstream_connected_) return;
+  if (!client_writing_) out_.compact();
+  bool want = !response_complete_ || phase_ == Phase::tunnel;
+  want = want && (!out_.allocated() || out_.free_space() > 0);
+  if (want && !upstream_reading_) {
+    upstream_reading_ = upstream_->start_reading() == 0;
+  } else if (!want && upstream_reading_) {
+    upstream_->stop_reading();
+    upstream_reading_ = false;
+  }
+}
+
+void Session::on_upstream_read(std::size_t n) {
+  out_.produced(n);
+  upstream_responded_ = true;
+  if (phase_ == Phase::tunnel) {
+    arm_client_timer(kTunnelIdle);
+    pump_tunnel();
+  } else {
+    arm_upstream_timer(config().timeouts.upstream_read);
+    process_response();
+  }
+  update_upstream_reads();
+}
+
+void Session::process_response() {
+  while (!response_head_done_ && phase_ == Phase::exchange) {
+    if (!process_response_head()) return;
+  }
+  if (phase_ == Phase::exchange && !client_writing_) pump_response_body();
+}
+
+// Returns true when a head was consumed (a final one, or an interim 1xx to loop on).
+bool Session::process_response_head() {
+  HeadScan scan = http::scan_head({out_.begin_ptr(), out_.pending()}, HeadKind::response,
+                                  snapshot_->head_limits);
+  if (scan.state == HeadScan::State::invalid) {
+    fail(502, scan.error.reason);
+    return false;
+  }
+  if (scan.state == HeadScan::State::incomplete) {
+    if (out_.free_space() == 0 && !client_writing_) {
+      out_.compact();
+      if (out_.free_space() == 0) fail(502, "upstream response header too large");
+    }
+    return false;
+  }
+  response_parser_.begin_message();
+  const std::string_view method = request_parser_.head().method;
+  if (method == "HEAD") response_parser_.expect_no_body();
+  auto step = response_parser_.execute(out_.begin_ptr(), scan.length, nullptr);
+  http::HeadError error;
+  response_ = {};
+  if (step.outcome == http::HttpParser::Outcome::error ||
+      !http::analyze_response(response_parser_.head(), method, response_, error)) {
+    fail(502, step.outcome == http::HttpParser::Outcome::error ? response_parser_.error_reason()
+                                                               : error.reason);
+    return false;
+  }
+  const http::MessageHead& head = response_parser_.head();
+  const int client_minor = request_parser_.head().version_minor;
+  std::string& scratch = to_client_.scratch();
+  std::size_t mark = to_client_.mark();
+  if (head.status == 101) {
+    if (request_.upgrade.empty()) {
+      fail(502, "unexpected 101 from upstream");
+      return false;
+    }
+    write_client_response(head, response_parser_.reason(), response_, ClientFraming::none, true,
+                          client_minor, scratch);
+    to_client_.add_scratch_since(mark);
+    out_.consume(scan.length);
+    log_status_ = 101;
+    start_tunnel();
+    return false;
+  }
+  if (head.status < 200) {
+    // Interim response (100 Continue, 103 Early Hints): relay and read the next head.
+    if (client_minor >= 1) {
+      write_client_response(head, response_parser_.reason(), response_, ClientFraming::none, true,
+                            client_minor, scratch);
+      to_client_.add_scratch_since(mark);
+      response_started_ = true;
+    }
+    out_.consume(scan.length);
+    flush_to_client();
+    return out_.pending() > 0 && !client_writing_;
+  }
+  client_framing_ = client_framing(response_, client_minor);
+  // An early answer (before the request body ended) closes the client connection after.
+  if (!response_.keep_alive || !request_complete_ || draining_) {
+    if (!request_complete_) close_after_response_ = true;
+  }
+  bool keep_alive = !close_after_response_ && !draining_;
+  write_client_response(head, response_parser_.reason(), response_, client_framing_, keep_alive,
+                        client_minor, scratch);
+  to_client_.add_scratch_since(mark);
+  if (!keep_alive || client_framing_ == ClientFraming::close_delimited) close_after_response_ = true;
+  log_status_ = head.status;
+  response_head_done_ = response_started_ = true;
+  out_.consume(scan.length);
+  if (step.outcome == http::HttpParser::Outcome::message_complete) response_complete_ = true;
+  return true;
+}
+
+void Session::ResponseBody::on_body(const char* data, std::size_t length) {
+  Session& s = *session;
+  s.log_bytes_ += length;
+  if (s.client_framing_ == ClientFraming::chunked) {
+    std::size_t mark = s.to_client_.mark();
+    append_chunk_header(length, s.to_client_.scratch());
+    s.to_client_.add_scratch_since(mark);
+    s.to_client_.add_view(data, length);
+    s.to_client_.add_text("\r\n");
+  } else {
+    s.to_client_.add_view(data, length);
+  }
+}
+
+void Session::pump_response_body() {
+  if (!response_head_done_ || client_writing_) return;
+  if (!response_complete_ && out_.pending() > 0) {
+    auto step = response_parser_.execute(out_.begin_ptr(), out_.pending(), &response_body_);
+    if (step.outcome == http::HttpParser::Outcome::error) {
+      return fail(502, response_parser_.error_reason());
+    }
+    out_.consume(step.consumed);
+    if (step.outcome == http::HttpParser::Outcome::message_complete) {
+      response_complete_ = true;
+      if (client_framing_ == ClientFraming::chunked) to_client_.add_text("0\r\n\r\n");
+      // Bytes after a complete response mean the upstream is not speaking HTTP cleanly.
+      if (out_.pending() > 0) response_.keep_alive = false;
+    }
+  }
+  if (response_complete_) uv_timer_stop(&upstream_timer_);
+  flush_to_client();
+}
+
+void Session::flush_to_client() {
+  if (client_writing_ || to_client_.empty()) return;
+  const auto& bufs = to_client_.buffers();
+  if (down_->write(bufs.data(), static_cast<unsigned>(bufs.size())) != 0) return close();
+  client_writing_ = true;
+}
+
+void Session::on_upstream_read_end(int status) {
+  upstream_reading_ = false;
+  if (phase_ == Phase::tunnel) {
+    if (status != UV_EOF) return close();
+    upstream_eof_ = true;
+    return pump_tunnel();  // half-close towards the client once its bytes are out
+  }
+  if (response_head_done_ && response_.framing == BodyFraming::until_close && status == UV_EOF &&
+      response_parser_.finish()) {
+    response_complete_ = true;
+    response_.keep_alive = false;
+    if (client_framing_ == ClientFraming::chunked) to_client_.add_text("0\r\n\r\n");
+    release_upstream(false);
+    uv_timer_stop(&upstream_timer_);
+    flush_to_client();
+    return maybe_finish_exchange();
+  }
+  if (!upstream_responded_ && upstream_ && upstream_->reused() && !request_body_pumped_ &&
+      !upstream_writing_) {
+    return upstream_connect_failed("pooled connection closed by upstream");
+  }
+  fail(502, status == UV_EOF ? "upstream closed the connection early" : uv_strerror(status));
+}
+
+// ---- tunnel ----------------------------------------------------------------------
+
+void Session::start_tunnel() {
+  phase_ = Phase::tunnel;
+  uv_timer_stop(&upstream_timer_);
+  arm_client_timer(kTunnelIdle);
+  response_started_ = true;
+  pump_tunnel();
+}
+
+// Copies whatever each side has buffered to the other, one write in flight per
+// direction; reading a side pauses while its buffer is full (update_*_reads). A FIN is
+// passed on once the bytes before it are written; when both sides ended, close.
+void Session::pump_tunnel() {
+  if (!client_writing_ && out_.pending() > 0) {
+    to_client_.add_view(out_.begin_ptr(), out_.pending());
+    out_.consume(out_.pending());
+    flush_to_client();
+  }
+  if (upstream_ && !upstream_writing_ && in_.pending() > 0) {
+    to_upstream_.add_view(in_.begin_ptr(), in_.pending());
+    in_.consume(in_.pending());
+    flush_to_upstream();
+  }
+  const bool to_client_done = !client_writing_ && out_.pending() == 0;
+  const bool to_upstream_done = !upstream_writing_ && in_.pending() == 0;
+  if (upstream_eof_ && to_client_done && !client_shut_) {
+    client_shut_ = true;
+    down_->shutdown_write();
+  }
+  if (client_eof_ && to_upstream_done && upstream_ && !upstream_shut_) {
+    upstream_shut_ = true;
+    upstream_->shutdown_write();
+  }
+  if (client_eof_ && upstream_eof_ && to_client_done && to_upstream_done) close();
+}
+
+// ---- endings ---------------------------------------------------------------------
+
+void Session::maybe_finish_exchange() {
+  if (phase_ != Phase::exchange || !response_complete_ || client_writing_) return;
+  if (!to_client_.empty()) return flush_to_client();
+  if (!request_complete_) {
+    // Answered before the request ended: the rest of its body is never read.
+    close_after_response_ = true;
+  } else if (upstream_writing_ || !to_upstream_.empty()) {
+    return;
+  }
+  finish_exchange();
+}
+
+void Session::finish_exchange() {
+  write_access_log();
+  release_upstream(response_.keep_alive && request_complete_);
+  out_.compact();
+  out_.release_if_empty(worker_.buffers());
+  if (close_after_response_ || draining_) return linger_close();
+  phase_ = Phase::idle;
+  request_parser_.begin_message();
+  if (in_.pending() > 0) {
+    process_input();  // a pipelined request is already here
+  } else {
+    in_.compact();
+    in_.release_if_empty(worker_.buffers());
+    arm_client_timer(config().timeouts.keepalive);
+  }
+  update_client_reads();
+}
+
+void Session::fail(int status, const char* reason) {
+  if (phase_ == Phase::closing) return;
+  if (status >= 500) {
+    GH_LOG_WARN("%s \"%s\": %d %s", client_ip_.c_str(), log_request_.c_str(), status, reason);
+  } else {
+    GH_LOG_INFO("%s: %d %s", client_ip_.c_str(), status, reason);
+  }
+  release_upstream(false);
+  if (response_started_ || phase_ == Phase::tunnel) return close();
+  std::string body(reason);
+  body.push_back('\n');
+  std::string_view extra = status == 503 ? "Retry-After: 1\r\n" : "";
+  respond_local(status, body, extra);
+}
+
+void Session::respond_local(int status, std::string_view body, std::string_view extra_headers) {
+  log_status_ = status;
+  log_bytes_ = body.size();
+  if (log_request_.empty()) log_request_ = "-";
+  write_access_log();
+  phase_ = Phase::closing;
+  uv_timer_stop(&upstream_timer_);
+  arm_client_timer(kLingerTimeout);
+  to_client_.clear();
+  std::size_t mark = to_client_.mark();
+  write_local_response(status, body, false, extra_headers, to_client_.scratch());
+  to_client_.add_scratch_since(mark);
+  response_started_ = true;
+  if (client_writing_) return;  // the pending write's completion continues
+  const auto& bufs = to_client_.buffers();
+  if (down_->write(bufs.data(), static_cast<unsigned>(bufs.size())) != 0) return close();
+  client_writing_ = true;
+}
+
+// After a final response on a connection we close: send FIN, read and discard what the
+// client still sends for a moment, then close. Closing with unread input would make the
+// kernel send RST, which can destroy the response before the client reads it.
+void Session::linger_close() {
+  if (uv_is_closing(as_handle(&client_timer_))) return;
+  phase_ = Phase::closing;
+  release_upstream(false);
+  down_->shutdown_write();
+  arm_client_timer(kLingerTimeout);
+  in_.consume(in_.pending());
+  in_.compact();
+  update_client_reads();
+}
+
+void Session::arm_client_timer(config::Duration timeout) {
+  uv_timer_start(&client_timer_, [](uv_timer_t* t) { static_cast<Session*>(t->data)->on_client_timeout(); },
+                 static_cast<std::uint64_t>(timeout.count()), 0);
+}
+
+void Session::arm_upstream_timer(config::Duration timeout) {
+  uv_timer_start(&upstream_timer_,
+                 [](uv_timer_t* t) { static_cast<Session*>(t->data)->on_upstream_timeout(); },
+                 static_cast<std::uint64_t>(timeout.count()), 0);
+}
+
+void Session::on_client_timeout() {
+  switch (phase_) {
+    case Phase::head: return fail(408, "request header timeout");
+    case Phase::exchange:
+      if (!request_complete_) return fail(408, "client body timeout");
+      return;
+    default: return close();
+  }
+}
+
+void Session::on_upstream_timeout() {
+  if (phase_ != Phase::exchange) return;
+  if (!upstream_connected_) return upstream_connect_failed("connect timeout");
+  fail(504, "upstream timed out");
+}
+
+void Session::write_access_log() {
+  const auto format = config().access_log;
+  if (format == config::AccessLogFormat::off || log_status_ == 0) return;
+  char time_text[32];
+  std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  std::strftime(time_text, sizeof time_text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  const std::string upstream = upstream_ ? upstream_->host().label : std::string("-");
+  const double seconds = static_cast<double>(worker_.now_ms() - exchange_start_ms_) / 1000.0;
+  char line[1024];
+  int n;
+  if (format == config::AccessLogFormat::json) {
+    std::string request;
+    for (char c : log_request_) {
+      if (c == '"' || c == '\\') request.push_back('\\');
+      if (static_cast<unsigned char>(c) >= 0x20) request.push_back(c);
+    }
+    n = std::snprintf(line, sizeof line,
+                      "{\"time\":\"%s\",\"client\":\"%s\",\"request\":\"%.600s\",\"status\":%d,"
+                      "\"bytes\":%llu,\"upstream\":\"%s\",\"duration\":%.3f}\n",
+                      time_text, client_ip_.c_str(), request.c_str(), log_status_,
+                      static_cast<unsigned long long>(log_bytes_), upstream.c_str(), seconds);
+  } else {
+    n = std::snprintf(line, sizeof line, "%s %s \"%.600s\" %d %llu %s %.3f\n", time_text,
+                      client_ip_.c_str(), log_request_.c_str(), log_status_,
+                      static_cast<unsigned long long>(log_bytes_), upstream.c_str(), seconds);
+  }
+  if (n > 0) worker_.access_log({line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1)});
+  log_status_ = 0;
+}
+
+}  // namespace gh::proxy

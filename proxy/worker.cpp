@@ -1,0 +1,194 @@
+#include "proxy/worker.hpp"
+
+#include <unistd.h>
+
+#include "core/log.hpp"
+#include "proxy/session.hpp"
+
+namespace gh::proxy {
+namespace {
+
+constexpr std::uint64_t kTickMs = 250;
+constexpr std::size_t kAccessLogFlushBytes = 64 * 1024;
+
+std::size_t buffer_size_for(const config::Config& config) {
+  // A whole head must fit in one buffer so its fields stay contiguous for the parser.
+  return std::max<std::size_t>(16 * 1024, config.limits.header_bytes + 1024);
+}
+
+std::uint64_t wall_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 + static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+}  // namespace
+
+Worker::Worker(unsigned index, std::vector<int> listen_fds, SnapshotPtr snapshot, WorkerHooks hooks)
+    : index_(index),
+      listen_fds_(std::move(listen_fds)),
+      hooks_(std::move(hooks)),
+      buffers_(buffer_size_for(*snapshot->config)) {
+  uv_loop_init(&loop_);
+  posts_.init(&loop_);
+  uv_timer_init(&loop_, &tick_);
+  tick_.data = this;
+  adopt_snapshot(std::move(snapshot));
+  last_tick_ms_ = wall_ms();
+}
+
+Worker::~Worker() {
+  join();
+  for (int fd : listen_fds_) ::close(fd);
+  uv_loop_close(&loop_);
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::publish(SnapshotPtr snapshot) {
+  posts_.post([this, s = std::move(snapshot)]() mutable { adopt_snapshot(std::move(s)); });
+}
+
+void Worker::drain() {
+  posts_.post([this] {
+    draining_ = true;
+    stop_listening();
+    std::vector<Session*> all;
+    for (auto& [ptr, owned] : sessions_) all.push_back(ptr);
+    for (Session* s : all) s->drain();
+    maybe_stop();
+  });
+}
+
+void Worker::force_close() {
+  posts_.post([this] {
+    draining_ = true;
+    stop_listening();
+    std::vector<Session*> all;
+    for (auto& [ptr, owned] : sessions_) all.push_back(ptr);
+    for (Session* s : all) s->close();
+    maybe_stop();
+  });
+}
+
+void Worker::run() {
+  start_listening();
+  uv_timer_start(&tick_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->on_tick(); }, kTickMs,
+                 kTickMs);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  flush_access_log();
+  if (hooks_.on_stopped) hooks_.on_stopped(index_);
+}
+
+void Worker::adopt_snapshot(SnapshotPtr snapshot) {
+  snapshot_ = std::move(snapshot);
+  groups_.assign(snapshot_->groups.size(), {});
+  for (std::size_t g = 0; g < snapshot_->groups.size(); ++g) {
+    for (const health::Host& host : snapshot_->groups[g]->hosts) {
+      auto& state = host_states_[host.label];
+      if (!state) {
+        state = std::make_unique<HostState>();
+        state->label = host.label;
+      }
+      groups_[g].hosts.push_back(state.get());
+    }
+    groups_[g].loads.resize(groups_[g].hosts.size());
+  }
+}
+
+void Worker::start_listening() {
+  for (int fd : listen_fds_) {
+    auto tcp = std::make_unique<uv_tcp_t>();
+    uv_tcp_init(&loop_, tcp.get());
+    tcp->data = this;
+    int rc = uv_tcp_open(tcp.get(), fd);
+    if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(tcp.get()), 1024, on_connection);
+    if (rc != 0) GH_LOG_ERROR("worker %u: cannot listen: %s", index_, uv_strerror(rc));
+    listeners_.push_back(std::move(tcp));
+  }
+  listen_fds_.clear();  // the handles own the descriptors now
+}
+
+void Worker::stop_listening() {
+  for (auto& tcp : listeners_) {
+    auto* handle = reinterpret_cast<uv_handle_t*>(tcp.get());
+    if (!uv_is_closing(handle)) uv_close(handle, nullptr);
+  }
+}
+
+void Worker::on_connection(uv_stream_t* listener, int status) {
+  auto* self = static_cast<Worker*>(listener->data);
+  if (status < 0) {
+    GH_LOG_WARN("accept: %s", uv_strerror(status));
+    return;
+  }
+  auto session = std::make_unique<Session>(*self, self->snapshot_);
+  Session* raw = session.get();
+  self->sessions_.emplace(raw, std::move(session));
+  bool over_limit = self->sessions_.size() > self->snapshot_->config->server.max_connections;
+  raw->start(listener, over_limit);
+}
+
+void Worker::forget(Session* session) {
+  sessions_.erase(session);
+  maybe_stop();
+}
+
+void Worker::forget(UpstreamConn* conn) {
+  upstream_conns_.erase(conn);
+  maybe_stop();
+}
+
+UpstreamConn& Worker::open_upstream(HostState& host) {
+  auto conn = std::make_unique<UpstreamConn>(*this, host);
+  UpstreamConn* raw = conn.get();
+  upstream_conns_.emplace(raw, std::move(conn));
+  return *raw;
+}
+
+void Worker::on_tick() {
+  last_tick_ms_.store(wall_ms(), std::memory_order_relaxed);
+  flush_access_log();
+  close_idle_upstreams(false);
+}
+
+void Worker::close_idle_upstreams(bool all) {
+  const auto timeout = static_cast<std::uint64_t>(snapshot_->config->timeouts.upstream_keepalive.count());
+  const std::uint64_t now = now_ms();
+  for (auto& [label, state] : host_states_) {
+    std::vector<UpstreamConn*> expired;
+    for (UpstreamConn* conn : state->idle) {
+      if (all || now - conn->idle_since() >= timeout) expired.push_back(conn);
+    }
+    for (UpstreamConn* conn : expired) conn->close();
+  }
+}
+
+void Worker::maybe_stop() {
+  if (!draining_ || stopping_ || !sessions_.empty()) return;
+  stopping_ = true;
+  close_idle_upstreams(true);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+  posts_.close();
+}
+
+void Worker::access_log(std::string_view line) {
+  access_log_buffer_.append(line);
+  if (access_log_buffer_.size() >= kAccessLogFlushBytes) flush_access_log();
+}
+
+void Worker::flush_access_log() {
+  if (access_log_buffer_.empty() || !hooks_.write_access_log) return;
+  std::string lines;
+  lines.reserve(access_log_buffer_.capacity());
+  lines.swap(access_log_buffer_);
+  hooks_.write_access_log(std::move(lines));
+}
+
+}  // namespace gh::proxy

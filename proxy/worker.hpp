@@ -1,0 +1,99 @@
+// Worker: one thread, one uv_loop_t, its own SO_REUSEPORT listening sockets. Every
+// downstream connection (Session) and upstream connection (UpstreamConn) lives and dies
+// on the worker that accepted or opened it; the worker's registries own them and free
+// them from their last uv_close callback. Other threads talk to a worker only through
+// post(): new snapshots, drain, forced close.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "core/byte_buffer.hpp"
+#include "core/post_queue.hpp"
+#include "proxy/balancer.hpp"
+#include "proxy/snapshot.hpp"
+#include "proxy/upstream.hpp"
+
+namespace gh::proxy {
+
+class Session;
+
+struct WorkerHooks {
+  std::function<void(std::string&& lines)> write_access_log;  // called from the worker thread
+  std::function<void(unsigned index)> on_stopped;              // loop finished
+};
+
+class Worker {
+ public:
+  Worker(unsigned index, std::vector<int> listen_fds, SnapshotPtr snapshot, WorkerHooks hooks);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Control thread.
+  void start();
+  void join();
+  void publish(SnapshotPtr snapshot);
+  void drain();        // stop accepting; finish exchanges in flight; stop when empty
+  void force_close();  // close every connection now
+  std::uint64_t last_tick_ms() const { return last_tick_ms_.load(std::memory_order_relaxed); }
+
+  // Worker thread.
+  uv_loop_t* loop() { return &loop_; }
+  const SnapshotPtr& snapshot() const { return snapshot_; }
+  BufferPool& buffers() { return buffers_; }
+  bool draining() const { return draining_; }
+  std::uint64_t now_ms() { return uv_now(&loop_); }
+
+  // Per-group balancing state for the current snapshot; hosts align with the HostSet.
+  struct GroupState {
+    unsigned cursor = 0;
+    std::vector<HostState*> hosts;
+    std::vector<HostLoad> loads;  // refreshed from hosts before each pick
+  };
+  GroupState& group(std::size_t index) { return groups_[index]; }
+  UpstreamConn& open_upstream(HostState& host);
+  void forget(Session* session);
+  void forget(UpstreamConn* conn);
+  void access_log(std::string_view line);
+
+ private:
+  void run();
+  void adopt_snapshot(SnapshotPtr snapshot);
+  void start_listening();
+  void stop_listening();
+  static void on_connection(uv_stream_t* listener, int status);
+  void on_tick();
+  void close_idle_upstreams(bool all);
+  void maybe_stop();
+  void flush_access_log();
+
+  unsigned index_;
+  std::vector<int> listen_fds_;
+  SnapshotPtr snapshot_;
+  WorkerHooks hooks_;
+  uv_loop_t loop_{};
+  PostQueue posts_;
+  uv_timer_t tick_{};
+  std::vector<std::unique_ptr<uv_tcp_t>> listeners_;
+  BufferPool buffers_;
+  std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
+  std::unordered_map<UpstreamConn*, std::unique_ptr<UpstreamConn>> upstream_conns_;
+  std::unordered_map<std::string, std::unique_ptr<HostState>> host_states_;
+  std::vector<GroupState> groups_;
+  std::string access_log_buffer_;
+  std::atomic<std::uint64_t> last_tick_ms_{0};
+  bool draining_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace gh::proxy

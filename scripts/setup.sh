@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs everything Gatehouse needs to build, test and benchmark on Debian 12.
+# Idempotent: packages already present are skipped by apt.
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config clang-format
+  libuv1-dev libssl-dev libpq-dev libtomlplusplus-dev libgtest-dev libexpected-dev node-llhttp
+  python3 curl openssl postgresql
+)
+[ "${GATEHOUSE_BENCH:-0}" = 1 ] && packages+=(wrk nginx-light haproxy)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,94 @@
+// Plain TCP transport: a thin owner of one uv_tcp_t.
+#include <netinet/in.h>
+
+#include "core/log.hpp"
+#include "tls/transport.hpp"
+
+namespace gh::tls {
+namespace {
+
+class PlainTransport final : public Transport {
+ public:
+  PlainTransport(uv_loop_t* loop, Events& events) : events_(events) {
+    uv_tcp_init(loop, &tcp_);
+    tcp_.data = this;
+  }
+
+  int accept_from(uv_stream_t* listener) {
+    int rc = uv_accept(listener, stream());
+    if (rc == 0) uv_tcp_nodelay(&tcp_, 1);
+    return rc;
+  }
+
+  int start_reading() override { return uv_read_start(stream(), on_alloc, on_read); }
+  void stop_reading() override { uv_read_stop(stream()); }
+
+  int write(const uv_buf_t* bufs, unsigned count) override {
+    write_req_.data = this;
+    return uv_write(&write_req_, stream(), bufs, count, on_write);
+  }
+
+  void shutdown_write() override {
+    shutdown_req_.data = this;
+    uv_shutdown(&shutdown_req_, stream(), [](uv_shutdown_t*, int) {});
+  }
+
+  void close() override {
+    if (uv_is_closing(handle())) return;
+    uv_close(handle(), [](uv_handle_t* h) { static_cast<PlainTransport*>(h->data)->events_.on_closed(); });
+  }
+
+  bool secure() const override { return false; }
+
+  std::string peer_ip() const override {
+    sockaddr_storage addr{};
+    int len = sizeof addr;
+    if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return {};
+    char text[64] = {};
+    if (addr.ss_family == AF_INET6) {
+      uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&addr), text, sizeof text);
+    } else {
+      uv_ip4_name(reinterpret_cast<sockaddr_in*>(&addr), text, sizeof text);
+    }
+    return text;
+  }
+
+ private:
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+  uv_handle_t* handle() { return reinterpret_cast<uv_handle_t*>(&tcp_); }
+
+  static void on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+    *buf = static_cast<PlainTransport*>(h->data)->events_.read_buffer();
+  }
+
+  static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
+    auto* self = static_cast<PlainTransport*>(s->data);
+    if (n > 0) {
+      self->events_.on_read(static_cast<std::size_t>(n));
+    } else if (n < 0) {
+      self->events_.on_read_end(static_cast<int>(n));
+    }
+  }
+
+  static void on_write(uv_write_t* req, int status) {
+    static_cast<PlainTransport*>(req->data)->events_.on_write_done(status);
+  }
+
+  Events& events_;
+  uv_tcp_t tcp_{};
+  uv_write_t write_req_{};
+  uv_shutdown_t shutdown_req_{};
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> accept_plain(uv_loop_t* loop, uv_stream_t* listener,
+                                        Transport::Events& events) {
+  auto transport = std::make_unique<PlainTransport>(loop, events);
+  if (int rc = transport->accept_from(listener); rc != 0) {
+    GH_LOG_WARN("accept failed: %s", uv_strerror(rc));
+  }
+  return transport;
+}
+
+}  // namespace gh::tls
