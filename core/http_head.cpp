@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <limits>
 
 namespace gh::http {
@@ -60,6 +61,50 @@ std::size_t last_in_run(std::string_view data, std::size_t pos, std::size_t stop
   while (pos + 1 < stop && has(data[pos + 1], char_class)) ++pos;
   return pos;
 }
+
+// Word-at-a-time checks (SWAR) for the long runs: targets and values such as Cookie or
+// User-Agent go 8 bytes per step; the table takes over at the end of a run.
+constexpr std::uint64_t kOnes = 0x0101010101010101;
+constexpr std::uint64_t kHighBits = 0x8080808080808080;
+
+// Exact "some byte < n" for n <= 128 (bytes >= 0x80 never count).
+constexpr std::uint64_t bytes_below(std::uint64_t word, std::uint8_t n) {
+  return (word - kOnes * n) & ~word & kHighBits;
+}
+
+constexpr std::uint64_t bytes_equal(std::uint64_t word, std::uint8_t byte) {
+  return bytes_below(word ^ (kOnes * byte), 1);
+}
+
+std::uint64_t load_word(const char* bytes) {
+  std::uint64_t word;
+  std::memcpy(&word, bytes, sizeof word);
+  return word;
+}
+
+// Eight field-value bytes: no control other than HTAB, no DEL (HTAB falls to the table).
+bool all_field_value(std::uint64_t word) {
+  return (bytes_below(word, 0x20) | bytes_equal(word, 0x7f)) == 0;
+}
+
+// Eight VCHARs: no control, SP, DEL or obs-text.
+bool all_visible(std::uint64_t word) {
+  return (bytes_below(word, 0x21) | bytes_equal(word, 0x7f) | (word & kHighBits)) == 0;
+}
+
+// last_in_run() for classes that have a word check.
+template <bool (*all_in_class)(std::uint64_t)>
+std::size_t last_in_long_run(std::string_view data, std::size_t pos, std::size_t stop,
+                             std::uint8_t char_class) {
+  while (pos + 1 + sizeof(std::uint64_t) <= stop && all_in_class(load_word(&data[pos + 1]))) {
+    pos += sizeof(std::uint64_t);
+  }
+  return last_in_run(data, pos, stop, char_class);
+}
+
+static_assert(bytes_below(0x4141414141414109, 0x20) != 0);  // HTAB still ends a fast run
+static_assert(bytes_below(0x80ff414141414141, 0x20) == 0);  // obs-text does not
+static_assert(bytes_equal(0x414141417f414141, 0x7f) != 0);
 
 // A LF where another byte was expected is reported as such: it is the smuggling case.
 const char* cause(unsigned char c, const char* reason) {
@@ -168,7 +213,7 @@ bool HeadScanner::consume_request_line(unsigned char c, std::string_view data, s
     case Step::target:
       if (has(c, kVisible)) {
         step_ = Step::target;
-        offset_ = last_in_run(data, offset_, line_stop, kVisible);
+        offset_ = last_in_long_run<all_visible>(data, offset_, line_stop, kVisible);
         return true;
       }
       if (c == ' ') {  // target_start took care of an empty target
@@ -223,7 +268,7 @@ bool HeadScanner::consume_status_line(unsigned char c, std::string_view data, st
       return fail(502, cause(c, "invalid status code"));
     default:  // Step::reason
       if (has(c, kFieldValue)) {
-        offset_ = last_in_run(data, offset_, stop, kFieldValue);
+        offset_ = last_in_long_run<all_field_value>(data, offset_, stop, kFieldValue);
         return true;
       }
       if (c == '\r') {
@@ -268,7 +313,7 @@ bool HeadScanner::consume_header_line(unsigned char c, std::string_view data, st
       return fail(400, cause(c, "invalid character in header name"));
     case Step::value:
       if (has(c, kFieldValue)) {
-        offset_ = last_in_run(data, offset_, stop, kFieldValue);
+        offset_ = last_in_long_run<all_field_value>(data, offset_, stop, kFieldValue);
         return true;
       }
       if (c == '\r') {

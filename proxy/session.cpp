@@ -335,7 +335,7 @@ void Session::release_upstream(bool reusable) {
   if (!upstream_) return;
   UpstreamConn* conn = upstream_;
   upstream_ = nullptr;
-  upstream_connected_ = upstream_writing_ = upstream_reading_ = false;
+  upstream_connected_ = upstream_writing_ = false;
   if (conn->host().active > 0) --conn->host().active;
   uv_timer_stop(&upstream_timer_);
   if (reusable) {
@@ -355,13 +355,13 @@ uv_buf_t Session::upstream_read_buffer() {
 void Session::update_upstream_reads() {
   if (!upstream_ || !upstream_connected_) return;
   if (!client_writing_) out_.compact();
-  bool want = !response_complete_ || phase_ == Phase::tunnel;
-  want = want && (!out_.allocated() || out_.free_space() > 0);
-  if (want && !upstream_reading_) {
-    upstream_reading_ = upstream_->start_reading() == 0;
-  } else if (!want && upstream_reading_) {
+  // Reads stay on after a complete response (see UpstreamConn::start_reading); only a
+  // full buffer pauses them.
+  const bool want = !out_.allocated() || out_.free_space() > 0;
+  if (want) {
+    upstream_->start_reading();
+  } else {
     upstream_->stop_reading();
-    upstream_reading_ = false;
   }
 }
 
@@ -371,6 +371,8 @@ void Session::on_upstream_read(std::size_t n) {
   if (phase_ == Phase::tunnel) {
     arm_client_timer(kTunnelIdle);
     pump_tunnel();
+  } else if (response_complete_) {
+    response_.keep_alive = false;  // bytes after a complete response: never reuse
   } else {
     arm_upstream_timer(config().timeouts.upstream_read);
     process_response();
@@ -499,7 +501,6 @@ void Session::flush_to_client() {
 }
 
 void Session::on_upstream_read_end(int status) {
-  upstream_reading_ = false;
   if (phase_ == Phase::tunnel) {
     if (status != UV_EOF) return close();
     upstream_eof_ = true;

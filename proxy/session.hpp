@@ -140,7 +140,6 @@ class Session final : private tls::Transport::Events, private UpstreamConn::Clie
   std::uint64_t tried_hosts_ = 0;
   bool upstream_connected_ = false;
   bool upstream_writing_ = false;
-  bool upstream_reading_ = false;
   bool upstream_eof_ = false;
   bool upstream_shut_ = false;
   bool request_body_pumped_ = false;  // body bytes left: no retry elsewhere

@@ -21,8 +21,7 @@ int UpstreamConn::connect(const sockaddr* address, Client& client) {
 
 void UpstreamConn::attach(Client& client) {
   remove_from_pool();
-  uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
-  client_ = &client;
+  client_ = &client;  // reads keep running: the next alloc asks the client for a buffer
   ++exchanges_;
 }
 
@@ -43,11 +42,20 @@ void UpstreamConn::close() {
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
 }
 
+// Reading stays on across pool and attach: toggling it would cost epoll_ctl calls per
+// request. Only backpressure (a full response buffer) stops it.
 int UpstreamConn::start_reading() {
-  return uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), on_alloc, on_read);
+  if (reading_) return 0;
+  int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), on_alloc, on_read);
+  reading_ = rc == 0;
+  return rc;
 }
 
-void UpstreamConn::stop_reading() { uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_)); }
+void UpstreamConn::stop_reading() {
+  if (!reading_) return;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+  reading_ = false;
+}
 
 int UpstreamConn::write(const uv_buf_t* bufs, unsigned count) {
   write_req_.data = this;
@@ -82,6 +90,7 @@ void UpstreamConn::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
   if (n > 0) {
     self->client_->on_upstream_read(static_cast<std::size_t>(n));
   } else if (n < 0) {
+    self->reading_ = false;  // libuv stops reading at EOF and errors
     self->client_->on_upstream_read_end(static_cast<int>(n));
   }
 }

@@ -73,6 +73,7 @@ class UpstreamConn {
   unsigned exchanges_ = 0;
   std::uint64_t idle_since_ = 0;
   bool closing_ = false;
+  bool reading_ = false;
 };
 
 }  // namespace gh::proxy

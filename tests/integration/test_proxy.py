@@ -425,10 +425,10 @@ class CliTest(unittest.TestCase):
         return found
 
     def test_good_config(self):
-        _, result = self.check(GOOD_CONFIG)
+        path, result = self.check(GOOD_CONFIG)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(len(result.stdout.strip().splitlines()), 1, result.stdout)
-        self.assertIn("ok", result.stdout.lower())
+        self.assertIn(path, result.stdout)
 
     def test_unknown_key(self):
         self.assert_error_at(GOOD_CONFIG.replace('drain_timeout = "30s"',

@@ -295,6 +295,37 @@ TEST(ScanHeadMutation, AcceptedHeadsObeyTheRulesAndSplittingNeverMatters) {
   }
 }
 
+// Long values and targets are checked a word at a time: every byte value at every
+// position of one must give the same verdict as the byte-by-byte rules.
+TEST(ScanHeadBytes, EveryByteAtEveryPositionOfAValue) {
+  const std::string prefix = "GET / HTTP/1.1\r\nCookie: ";
+  for (int byte = 0; byte < 256; ++byte) {
+    const bool allowed = byte == '\t' || byte == ' ' || (byte > 0x20 && byte != 0x7f);
+    for (std::size_t pos = 0; pos < 24; ++pos) {
+      std::string value(24, 'v');
+      value[pos] = static_cast<char>(byte);
+      const std::string head = prefix + value + "\r\n\r\n";
+      const HeadScan scan = scan_head(head, HeadKind::request, {});
+      ASSERT_EQ(name_of(scan.state), allowed ? "complete" : "invalid") << byte << " at " << pos;
+    }
+  }
+}
+
+TEST(ScanHeadBytes, EveryByteAtEveryPositionOfATarget) {
+  for (int byte = 0; byte < 256; ++byte) {
+    const bool allowed = byte > 0x20 && byte < 0x7f;
+    for (std::size_t pos = 0; pos < 24; ++pos) {
+      std::string target(24, 't');
+      target[0] = '/';
+      if (pos > 0) target[pos] = static_cast<char>(byte);
+      const std::string head = "GET " + target + " HTTP/1.1\r\n\r\n";
+      const HeadScan scan = scan_head(head, HeadKind::request, {});
+      const bool expected = pos == 0 || allowed;
+      ASSERT_EQ(name_of(scan.state), expected ? "complete" : "invalid") << byte << " at " << pos;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // analyze_request
 
