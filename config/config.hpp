@@ -31,25 +31,25 @@ struct HostPort {
 };
 
 struct ServerSettings {
-  unsigned workers = 0;                     // 0 = one per core ("auto")
+  unsigned workers = 0;  // 0 = one per core ("auto")
   Duration drain_timeout = std::chrono::seconds(30);
-  unsigned max_connections = 10000;         // per worker, downstream
+  unsigned max_connections = 10000;  // per worker, downstream
 };
 
 struct Limits {
-  std::size_t request_line = 8 * 1024;      // bytes -> 414 beyond
-  std::size_t header_bytes = 32 * 1024;     // whole head -> 431 beyond
-  std::size_t header_count = 100;           // fields -> 431 beyond
-  std::size_t body = 1024 * 1024;           // request body -> 413 beyond; 0 = unlimited
-  std::size_t chunk_extension = 1024;       // bytes per chunk-size line -> 400 beyond
+  std::size_t request_line = 8 * 1024;   // bytes -> 414 beyond
+  std::size_t header_bytes = 32 * 1024;  // whole head -> 431 beyond
+  std::size_t header_count = 100;        // fields -> 431 beyond
+  std::size_t body = 1024 * 1024;        // request body -> 413 beyond; 0 = unlimited
+  std::size_t chunk_extension = 1024;    // bytes per chunk-size line -> 400 beyond
 };
 
 struct Timeouts {
-  Duration request_header = std::chrono::seconds(10);   // whole head deadline -> 408
-  Duration client_body = std::chrono::seconds(60);      // idle while reading a body -> 408
-  Duration keepalive = std::chrono::seconds(60);        // idle client between requests
-  Duration upstream_connect = std::chrono::seconds(5);  // -> 502 / next server
-  Duration upstream_read = std::chrono::seconds(60);    // idle waiting on upstream -> 504
+  Duration request_header = std::chrono::seconds(10);      // whole head deadline -> 408
+  Duration client_body = std::chrono::seconds(60);         // idle while reading a body -> 408
+  Duration keepalive = std::chrono::seconds(60);           // idle client between requests
+  Duration upstream_connect = std::chrono::seconds(5);     // -> 502 / next server
+  Duration upstream_read = std::chrono::seconds(60);       // idle waiting on upstream -> 504
   Duration upstream_keepalive = std::chrono::seconds(60);  // idle pooled connection
 };
 
@@ -71,9 +71,9 @@ struct Upstream {
 };
 
 struct Route {
-  std::string host;         // "" = any host; "example.com" exact; "*.example.com" suffix
+  std::string host;  // "" = any host; "example.com" exact; "*.example.com" suffix
   std::string path_prefix = "/";
-  std::string upstream;     // name of an Upstream; validated to exist
+  std::string upstream;  // name of an Upstream; validated to exist
 };
 
 enum class AccessLogFormat { off, text, json };

@@ -58,10 +58,9 @@ class ByteBuffer {
   std::size_t capacity() const { return capacity_; }
 
   void produced(std::size_t n) { end_ += n; }
-  void consume(std::size_t n) {
-    begin_ += n;
-    if (begin_ == end_) begin_ = end_ = 0;
-  }
+  // Consumed bytes stay where they are (a write in flight may still point at them)
+  // until compact().
+  void consume(std::size_t n) { begin_ += n; }
   // Moves pending bytes to the front; only when no write references the block.
   void compact() {
     if (begin_ == 0) return;

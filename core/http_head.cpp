@@ -112,6 +112,11 @@ const char* cause(unsigned char c, const char* reason) {
 }
 
 constexpr std::string_view kVersionPattern = "HTTP/D.D";  // D: one digit
+constexpr std::size_t kMajorDigit = kVersionPattern.find('D');
+
+constexpr bool is_supported_version(char major, char minor) {
+  return major == '1' && (minor == '0' || minor == '1');
+}
 
 }  // namespace
 
@@ -181,7 +186,7 @@ bool HeadScanner::consume_version(unsigned char c) {
   const char expected = kVersionPattern[matched_];
   if (expected == 'D') {
     if (!has(c, kDigit)) return false;
-    (matched_ == 5 ? version_major_ : version_minor_) = static_cast<char>(c);
+    (matched_ == kMajorDigit ? version_major_ : version_minor_) = static_cast<char>(c);
   } else if (c != static_cast<unsigned char>(expected)) {
     return false;
   }
@@ -227,7 +232,7 @@ bool HeadScanner::consume_request_line(unsigned char c, std::string_view data, s
         return consume_version(c) || fail(400, cause(c, "invalid HTTP version"));
       }
       if (c != '\r') return fail(400, cause(c, "invalid HTTP version"));
-      if (version_major_ != '1' || (version_minor_ != '0' && version_minor_ != '1')) {
+      if (!is_supported_version(version_major_, version_minor_)) {
         return fail(505, "HTTP version not supported");
       }
       step_ = Step::start_line_lf;
@@ -242,7 +247,7 @@ bool HeadScanner::consume_status_line(unsigned char c, std::string_view data, st
         return consume_version(c) || fail(502, cause(c, "invalid HTTP version"));
       }
       if (c != ' ') return fail(502, cause(c, "invalid status line"));
-      if (version_major_ != '1' || (version_minor_ != '0' && version_minor_ != '1')) {
+      if (!is_supported_version(version_major_, version_minor_)) {
         return fail(502, "HTTP version not supported");
       }
       step_ = Step::status_code;
@@ -575,9 +580,11 @@ bool select_upgrade(const Fields& fields, int version_minor, MessageInfo& info, 
 
 bool check_request(const MessageHead& head, const Fields& fields, MessageInfo& info,
                    HeadError& error) {
-  if (fields.host_count == 0) return reject(error, 400, "missing Host");
+  // HTTP/1.0 predates Host: such a request may come without one (the proxy supplies it).
+  const bool host_optional = head.version_minor == 0 && fields.host_count == 0;
+  if (fields.host_count == 0 && !host_optional) return reject(error, 400, "missing Host");
   if (fields.host_count > 1) return reject(error, 400, "duplicate Host");
-  if (!is_valid_host(fields.host)) return reject(error, 400, "invalid Host");
+  if (!host_optional && !is_valid_host(fields.host)) return reject(error, 400, "invalid Host");
   if (!fields.connection_valid) return reject(error, 400, "invalid Connection");
   if (fields.expect_other) return reject(error, 417, "unsupported expectation");
   if (!derive_framing(fields, head.version_minor, info, error)) return false;

@@ -21,8 +21,8 @@ std::string_view trim_ows(std::string_view v) {
 
 }  // namespace
 
-HttpParser::HttpParser(HeadKind kind, std::size_t chunk_extension_limit)
-    : kind_(kind), chunk_extension_limit_(chunk_extension_limit) {
+HttpParser::HttpParser(HeadKind kind, std::size_t chunk_extension_limit, std::size_t trailer_limit)
+    : kind_(kind), chunked_(chunk_extension_limit, trailer_limit) {
   llhttp_settings_init(&settings_);
   settings_.on_url = on_url;
   settings_.on_status = on_status;
@@ -32,9 +32,6 @@ HttpParser::HttpParser(HeadKind kind, std::size_t chunk_extension_limit)
   settings_.on_headers_complete = on_headers_complete;
   settings_.on_body = on_body;
   settings_.on_message_complete = on_message_complete;
-  settings_.on_chunk_header = on_chunk_header;
-  settings_.on_chunk_extension_name = on_chunk_extension;
-  settings_.on_chunk_extension_value = on_chunk_extension;
   llhttp_init(&parser_, kind == HeadKind::request ? HTTP_REQUEST : HTTP_RESPONSE, &settings_);
   parser_.data = this;
   head_.headers.reserve(32);
@@ -46,30 +43,51 @@ void HttpParser::begin_message() {
   head_.clear();
   reason_ = {};
   in_value_ = false;
-  head_complete_ = message_complete_ = skip_body_ = false;
-  chunk_extension_too_long_ = false;
-  chunk_extension_bytes_ = 0;
+  head_complete_ = message_complete_ = skip_body_ = chunked_body_ = false;
+  chunked_.reset();
 }
 
 HttpParser::Step HttpParser::execute(const char* data, std::size_t length, BodySink* sink) {
   sink_ = sink;
+  if (chunked_body_) return feed_chunked(data, length, 0);
   llhttp_errno_t err = llhttp_execute(&parser_, data, length);
-  sink_ = nullptr;
   if (err == HPE_OK) return {Outcome::need_more, length};
-  if (err == HPE_PAUSED && message_complete_) {
+  if (err == HPE_PAUSED) {
     auto consumed = static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - data);
-    return {Outcome::message_complete, consumed};
+    if (message_complete_) return {Outcome::message_complete, consumed};
+    if (chunked_body_) return feed_chunked(data + consumed, length - consumed, consumed);
+  }
+  return {Outcome::error, 0};
+}
+
+HttpParser::Step HttpParser::feed_chunked(const char* data, std::size_t length,
+                                          std::size_t already_consumed) {
+  struct NullSink final : BodySink {
+    void on_body(const char*, std::size_t) override {}
+  } null_sink;
+  auto step = chunked_.feed(data, length, sink_ ? *sink_ : static_cast<BodySink&>(null_sink));
+  switch (step.status) {
+    case ChunkedDecoder::Status::need_more:
+      return {Outcome::need_more, already_consumed + length};
+    case ChunkedDecoder::Status::done:
+      message_complete_ = true;
+      return {Outcome::message_complete, already_consumed + step.consumed};
+    case ChunkedDecoder::Status::error:
+      break;
   }
   return {Outcome::error, 0};
 }
 
 bool HttpParser::finish() {
   if (message_complete_) return true;
-  return llhttp_finish(&parser_) == HPE_OK && message_complete_;
+  if (chunked_body_) return false;
+  // on_message_complete answers HPE_PAUSED, which llhttp_finish passes back.
+  llhttp_errno_t err = llhttp_finish(&parser_);
+  return (err == HPE_OK || err == HPE_PAUSED) && message_complete_;
 }
 
 const char* HttpParser::error_reason() const {
-  if (chunk_extension_too_long_) return "chunk extension too long";
+  if (chunked_body_ && *chunked_.error()) return chunked_.error();
   const char* reason = llhttp_get_error_reason(&parser_);
   return reason ? reason : "malformed message";
 }
@@ -112,8 +130,13 @@ int HttpParser::on_headers_complete(llhttp_t* p) {
   s.head_.version_minor = p->http_minor;
   if (s.kind_ == HeadKind::response) s.head_.status = p->status_code;
   s.head_complete_ = true;
-  // 1 tells llhttp the message has no body (responses to HEAD).
-  return s.skip_body_ ? 1 : 0;
+  const bool bodiless_status =
+      s.kind_ == HeadKind::response &&
+      (p->status_code < 200 || p->status_code == 204 || p->status_code == 304);
+  s.chunked_body_ = (p->flags & F_CHUNKED) && !s.skip_body_ && !bodiless_status;
+  // 1 tells llhttp the message has no body: a response to HEAD, or a chunked body that
+  // ChunkedDecoder takes over.
+  return s.skip_body_ || s.chunked_body_ ? 1 : 0;
 }
 
 int HttpParser::on_body(llhttp_t* p, const char* at, std::size_t len) {
@@ -123,24 +146,9 @@ int HttpParser::on_body(llhttp_t* p, const char* at, std::size_t len) {
 }
 
 int HttpParser::on_message_complete(llhttp_t* p) {
-  self(p).message_complete_ = true;
-  return HPE_PAUSED;  // leave pipelined bytes for the next message
-}
-
-int HttpParser::on_chunk_header(llhttp_t* p) {
-  self(p).chunk_extension_bytes_ = 0;
-  return 0;
-}
-
-int HttpParser::on_chunk_extension(llhttp_t* p, const char* at, std::size_t len) {
-  (void)at;
   HttpParser& s = self(p);
-  s.chunk_extension_bytes_ += len;
-  if (s.chunk_extension_bytes_ > s.chunk_extension_limit_) {
-    s.chunk_extension_too_long_ = true;
-    return HPE_USER;
-  }
-  return 0;
+  if (!s.chunked_body_) s.message_complete_ = true;
+  return HPE_PAUSED;  // leave pipelined bytes (or the chunked body) for later
 }
 
 }  // namespace gh::http

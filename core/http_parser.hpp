@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <string_view>
 
+#include "core/chunked.hpp"
 #include "core/http_head.hpp"
 
 namespace gh::http {
@@ -31,7 +32,9 @@ class HttpParser {
     std::size_t consumed = 0;  // bytes of the input that belong to this message
   };
 
-  HttpParser(HeadKind kind, std::size_t chunk_extension_limit);
+  // Chunked bodies are decoded by ChunkedDecoder (strict), not llhttp; trailers are
+  // checked and dropped.
+  HttpParser(HeadKind kind, std::size_t chunk_extension_limit, std::size_t trailer_limit = 8192);
   HttpParser(const HttpParser&) = delete;
   HttpParser& operator=(const HttpParser&) = delete;
 
@@ -61,22 +64,20 @@ class HttpParser {
   static int on_headers_complete(llhttp_t* p);
   static int on_body(llhttp_t* p, const char* at, std::size_t len);
   static int on_message_complete(llhttp_t* p);
-  static int on_chunk_header(llhttp_t* p);
-  static int on_chunk_extension(llhttp_t* p, const char* at, std::size_t len);
+  Step feed_chunked(const char* data, std::size_t length, std::size_t already_consumed);
   static HttpParser& self(llhttp_t* p) { return *static_cast<HttpParser*>(p->data); }
 
   llhttp_t parser_{};
   llhttp_settings_t settings_{};
   HeadKind kind_;
-  std::size_t chunk_extension_limit_;
-  std::size_t chunk_extension_bytes_ = 0;
+  ChunkedDecoder chunked_;
+  bool chunked_body_ = false;  // head complete; body goes through chunked_
   MessageHead head_;
   std::string_view reason_;
   bool in_value_ = false;
   bool head_complete_ = false;
   bool message_complete_ = false;
   bool skip_body_ = false;
-  bool chunk_extension_too_long_ = false;
   BodySink* sink_ = nullptr;
 };
 

@@ -1,10 +1,11 @@
 #include "core/log.hpp"
 
+#include <sys/time.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <ctime>
-#include <sys/time.h>
 
 namespace gh::log {
 namespace {
@@ -12,16 +13,22 @@ std::atomic<Level> min_level{Level::info};
 
 const char* level_name(Level level) {
   switch (level) {
-    case Level::debug: return "debug";
-    case Level::info: return "info";
-    case Level::warn: return "warn";
-    case Level::error: return "error";
+    case Level::debug:
+      return "debug";
+    case Level::info:
+      return "info";
+    case Level::warn:
+      return "warn";
+    case Level::error:
+      return "error";
   }
   return "?";
 }
 }  // namespace
 
-void set_min_level(Level level) { min_level.store(level, std::memory_order_relaxed); }
+void set_min_level(Level level) {
+  min_level.store(level, std::memory_order_relaxed);
+}
 
 void write(Level level, const char* fmt, ...) {
   if (level < min_level.load(std::memory_order_relaxed)) return;

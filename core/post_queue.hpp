@@ -18,7 +18,8 @@ class PostQueue {
 
   int init(uv_loop_t* loop) {
     async_.data = this;
-    return uv_async_init(loop, &async_, [](uv_async_t* a) { static_cast<PostQueue*>(a->data)->drain(); });
+    return uv_async_init(loop, &async_,
+                         [](uv_async_t* a) { static_cast<PostQueue*>(a->data)->drain(); });
   }
 
   // Returns false (and drops the task) once the queue is closed.

@@ -19,7 +19,8 @@ std::string address_label(const sockaddr* sa, uint16_t port) {
   return std::string(text) + ":" + std::to_string(port);
 }
 
-void add_addresses(const config::HostPort& server, HostSet& set, std::vector<std::string>& warnings) {
+void add_addresses(const config::HostPort& server, HostSet& set,
+                   std::vector<std::string>& warnings) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;

@@ -15,12 +15,11 @@ class AdminServer::Connection {
   }
 
   void start(uv_stream_t* listener) {
-    if (uv_accept(listener, stream()) != 0 ||
-        uv_read_start(stream(), on_alloc, on_read) != 0) {
+    if (uv_accept(listener, stream()) != 0 || uv_read_start(stream(), on_alloc, on_read) != 0) {
       return close();
     }
-    uv_timer_start(&timer_, [](uv_timer_t* t) { static_cast<Connection*>(t->data)->close(); },
-                   5000, 0);
+    uv_timer_start(
+        &timer_, [](uv_timer_t* t) { static_cast<Connection*>(t->data)->close(); }, 5000, 0);
   }
 
   void close() {
@@ -52,9 +51,11 @@ class AdminServer::Connection {
       if (used_ == sizeof buffer_) respond({431, "request header too large\n"});
       return;
     }
-    if (scan.state == http::HeadScan::State::invalid) return respond({scan.error.status, "bad request\n"});
+    if (scan.state == http::HeadScan::State::invalid)
+      return respond({scan.error.status, "bad request\n"});
     parser_.begin_message();
-    if (parser_.execute(buffer_, scan.length, nullptr).outcome == http::HttpParser::Outcome::error) {
+    if (parser_.execute(buffer_, scan.length, nullptr).outcome ==
+        http::HttpParser::Outcome::error) {
       return respond({400, "bad request\n"});
     }
     std::string_view target = parser_.head().target;
@@ -90,7 +91,8 @@ class AdminServer::Connection {
   bool closing_ = false;
 };
 
-AdminServer::AdminServer(uv_loop_t* loop, Handler handler) : loop_(loop), handler_(std::move(handler)) {}
+AdminServer::AdminServer(uv_loop_t* loop, Handler handler)
+    : loop_(loop), handler_(std::move(handler)) {}
 
 AdminServer::~AdminServer() = default;
 

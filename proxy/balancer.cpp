@@ -3,7 +3,13 @@
 namespace gh::proxy {
 namespace {
 
-bool was_tried(std::uint64_t tried, std::size_t i) { return i < 64 && (tried >> i) & 1u; }
+unsigned load_of(std::span<const HostLoad> loads, std::size_t i) {
+  return i < loads.size() ? loads[i].active : 0;
+}
+
+bool was_tried(std::uint64_t tried, std::size_t i) {
+  return i < 64 && (tried >> i) & 1u;
+}
 
 std::size_t pick_among(const health::HostSet& set, std::span<const HostLoad> loads,
                        std::uint64_t tried, unsigned& cursor, bool healthy_only) {
@@ -16,8 +22,7 @@ std::size_t pick_among(const health::HostSet& set, std::span<const HostLoad> loa
       best = i;
       break;
     }
-    unsigned load = i < loads.size() ? loads[i].active : 0;
-    if (best == kNoHost || load < loads[best].active) best = i;
+    if (best == kNoHost || load_of(loads, i) < load_of(loads, best)) best = i;
   }
   if (best != kNoHost) cursor = static_cast<unsigned>((best + 1) % n);
   return best;

@@ -12,8 +12,8 @@
 namespace gh::proxy {
 
 struct BoundListener {
-  std::vector<int> fds;   // one per worker
-  std::string address;    // "127.0.0.1:8080" as bound (port 0 resolved)
+  std::vector<int> fds;  // one per worker
+  std::string address;   // "127.0.0.1:8080" as bound (port 0 resolved)
 };
 
 Result<BoundListener> bind_listener(const config::HostPort& address, unsigned count);

@@ -26,7 +26,8 @@ int check(const std::string& path) {
   for (const auto& d : result.warnings) std::fprintf(stderr, "%s (warning)\n", d.text().c_str());
   for (const auto& d : result.errors) std::fprintf(stderr, "%s\n", d.text().c_str());
   if (!result.config) {
-    std::fprintf(stderr, "gatehouse check: %zu error(s) in %s\n", result.errors.size(), path.c_str());
+    std::fprintf(stderr, "gatehouse check: %zu error(s) in %s\n", result.errors.size(),
+                 path.c_str());
     return 1;
   }
   std::printf("gatehouse check: %s is valid\n", path.c_str());
@@ -43,7 +44,8 @@ int main(int argc, char** argv) {
     std::string_view a = args[i];
     auto value = [&]() -> std::string {
       if (i + 1 >= args.size()) {
-        std::fprintf(stderr, "gatehouse: %.*s needs a value\n%s", static_cast<int>(a.size()), a.data(), kUsage);
+        std::fprintf(stderr, "gatehouse: %.*s needs a value\n%s", static_cast<int>(a.size()),
+                     a.data(), kUsage);
         std::exit(2);
       }
       return std::string(args[++i]);
@@ -61,7 +63,8 @@ int main(int argc, char** argv) {
     } else if (a == "--ready-file") {
       options.ready_file = value();
     } else {
-      std::fprintf(stderr, "gatehouse: unknown argument '%.*s'\n%s", static_cast<int>(a.size()), a.data(), kUsage);
+      std::fprintf(stderr, "gatehouse: unknown argument '%.*s'\n%s", static_cast<int>(a.size()),
+                   a.data(), kUsage);
       return 2;
     }
   }

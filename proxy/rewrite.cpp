@@ -34,10 +34,9 @@ void write_upstream_request(const http::MessageHead& head, const http::MessageIn
   out.append(head.target);
   out.append(" HTTP/1.1\r\n");
   for (const http::Header& h : head.headers) {
-    if (http::is_hop_by_hop(h.name, head) || iequals(h.name, "content-length") ||
-        is_forwarding_header(h.name)) {
-      continue;
-    }
+    // Host survives even when a client names it in Connection.
+    const bool hop_by_hop = http::is_hop_by_hop(h.name, head) && !iequals(h.name, "host");
+    if (hop_by_hop || iequals(h.name, "content-length") || is_forwarding_header(h.name)) continue;
     append_header(h.name, h.value, out);
   }
   // X-Forwarded-For: the client's chain, then this hop's client.
@@ -52,7 +51,11 @@ void write_upstream_request(const http::MessageHead& head, const http::MessageIn
   out.append("\r\n");
   append_header("X-Real-IP", forwarded.client_ip, out);
   append_header("X-Forwarded-Proto", forwarded.proto, out);
-  append_header("X-Forwarded-Host", info.host, out);
+  if (info.host.empty()) {
+    append_header("Host", forwarded.default_host, out);  // HTTP/1.1 upstream needs one
+  } else {
+    append_header("X-Forwarded-Host", info.host, out);
+  }
   if (info.framing == http::BodyFraming::chunked) {
     out.append("Transfer-Encoding: chunked\r\n");
   } else if (info.framing == http::BodyFraming::content_length) {
@@ -69,8 +72,10 @@ void write_upstream_request(const http::MessageHead& head, const http::MessageIn
 
 ClientFraming client_framing(const http::MessageInfo& response, int client_version_minor) {
   switch (response.framing) {
-    case http::BodyFraming::none: return ClientFraming::none;
-    case http::BodyFraming::content_length: return ClientFraming::content_length;
+    case http::BodyFraming::none:
+      return ClientFraming::none;
+    case http::BodyFraming::content_length:
+      return ClientFraming::content_length;
     case http::BodyFraming::chunked:
     case http::BodyFraming::until_close:
       return client_version_minor >= 1 ? ClientFraming::chunked : ClientFraming::close_delimited;
@@ -79,8 +84,8 @@ ClientFraming client_framing(const http::MessageInfo& response, int client_versi
 }
 
 void write_client_response(const http::MessageHead& head, std::string_view reason,
-                           const http::MessageInfo& info, ClientFraming framing,
-                           bool keep_alive, int client_version_minor, std::string& out) {
+                           const http::MessageInfo& info, ClientFraming framing, bool keep_alive,
+                           int client_version_minor, std::string& out) {
   out.append("HTTP/1.1 ");
   append_number(static_cast<std::uint64_t>(head.status), out);
   out.push_back(' ');
@@ -116,7 +121,8 @@ void write_local_response(int status, std::string_view body, bool keep_alive,
   append_number(static_cast<std::uint64_t>(status), out);
   out.push_back(' ');
   out.append(status_text(status));
-  out.append("\r\nServer: gatehouse\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ");
+  out.append(
+      "\r\nServer: gatehouse\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ");
   append_number(body.size(), out);
   out.append("\r\n");
   out.append(extra_headers);
@@ -127,27 +133,48 @@ void write_local_response(int status, std::string_view body, bool keep_alive,
 
 std::string_view status_text(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 417: return "Expectation Failed";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+      return "Continue";
+    case 101:
+      return "Switching Protocols";
+    case 200:
+      return "OK";
+    case 204:
+      return "No Content";
+    case 301:
+      return "Moved Permanently";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 417:
+      return "Expectation Failed";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Unknown";
   }
 }
 

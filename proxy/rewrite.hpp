@@ -11,8 +11,9 @@
 namespace gh::proxy {
 
 struct ForwardedFor {
-  std::string_view client_ip;  // appended to X-Forwarded-For, set as X-Real-IP
-  std::string_view proto;      // "http" or "https"
+  std::string_view client_ip;                   // appended to X-Forwarded-For, set as X-Real-IP
+  std::string_view proto;                       // "http" or "https"
+  std::string_view default_host = "localhost";  // Host for HTTP/1.0 requests that sent none
 };
 
 // Request line + headers + blank line for the upstream (always HTTP/1.1). The body
@@ -27,8 +28,8 @@ ClientFraming client_framing(const http::MessageInfo& response, int client_versi
 
 // Status line + headers + blank line for the client.
 void write_client_response(const http::MessageHead& head, std::string_view reason,
-                           const http::MessageInfo& info, ClientFraming framing,
-                           bool keep_alive, int client_version_minor, std::string& out);
+                           const http::MessageInfo& info, ClientFraming framing, bool keep_alive,
+                           int client_version_minor, std::string& out);
 
 // A complete short plain-text response made by Gatehouse itself (errors, redirects).
 void write_local_response(int status, std::string_view body, bool keep_alive,

@@ -31,9 +31,12 @@ void normalize_host(std::string_view host, std::string& out) {
 
 std::size_t Router::Entry::specificity() const {
   switch (kind) {
-    case Kind::exact: return 1'000'000;
-    case Kind::suffix: return 1'000 + host.size();
-    case Kind::any: return 0;
+    case Kind::exact:
+      return 1'000'000;
+    case Kind::suffix:
+      return 1'000 + host.size();
+    case Kind::any:
+      return 0;
   }
   return 0;
 }
@@ -53,7 +56,8 @@ Router::Router(const config::Config& config) {
     }
     entry.prefix = route.path_prefix;
     std::size_t upstream = 0;
-    while (upstream < config.upstreams.size() && config.upstreams[upstream].name != route.upstream) {
+    while (upstream < config.upstreams.size() &&
+           config.upstreams[upstream].name != route.upstream) {
       ++upstream;
     }
     if (upstream == config.upstreams.size()) continue;  // validation rejects this earlier
@@ -69,9 +73,9 @@ Router::Router(const config::Config& config) {
 std::optional<Router::Target> Router::match(std::string_view host, std::string_view target) const {
   std::string_view path = path_of(target);
   for (const Entry& e : entries_) {
-    bool host_ok = e.kind == Entry::Kind::any ||
-                   (e.kind == Entry::Kind::exact && host == e.host) ||
-                   (e.kind == Entry::Kind::suffix && host.size() > e.host.size() && host.ends_with(e.host));
+    bool host_ok =
+        e.kind == Entry::Kind::any || (e.kind == Entry::Kind::exact && host == e.host) ||
+        (e.kind == Entry::Kind::suffix && host.size() > e.host.size() && host.ends_with(e.host));
     if (host_ok && path.starts_with(e.prefix)) return e.target;
   }
   return std::nullopt;

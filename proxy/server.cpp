@@ -42,7 +42,8 @@ SnapshotPtr build_snapshot(std::shared_ptr<const config::Config> config, unsigne
 std::uint64_t monotonic_ms() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 + static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
+         static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
 }
 
 class Control {
@@ -55,7 +56,8 @@ class Control {
     if (!loaded.config) return 1;
     auto config = std::make_shared<const config::Config>(std::move(*loaded.config));
     snapshot_ = build_snapshot(config, 1);
-    unsigned workers = config->server.workers ? config->server.workers : std::thread::hardware_concurrency();
+    unsigned workers =
+        config->server.workers ? config->server.workers : std::thread::hardware_concurrency();
     workers = std::max(1u, workers);
 
     std::vector<BoundListener> bound;
@@ -76,9 +78,8 @@ class Control {
         return 1;
       }
       admin_address_ = b->address;
-      admin_ = std::make_unique<AdminServer>(&loop_, [this](std::string_view m, std::string_view p) {
-        return admin_request(m, p);
-      });
+      admin_ = std::make_unique<AdminServer>(
+          &loop_, [this](std::string_view m, std::string_view p) { return admin_request(m, p); });
       if (auto ok = admin_->listen(b->fds[0]); !ok) {
         GH_LOG_ERROR("%s", ok.error().message.c_str());
         return 1;
@@ -88,8 +89,8 @@ class Control {
     start_workers(bound, workers);
     watch_signals();
     write_ready_file();
-    GH_LOG_INFO("gatehouse listening on %s with %u workers (config %s)", listener_addresses_[0].c_str(),
-                workers, config->source.c_str());
+    GH_LOG_INFO("gatehouse listening on %s with %u workers (config %s)",
+                listener_addresses_[0].c_str(), workers, config->source.c_str());
     uv_run(&loop_, UV_RUN_DEFAULT);
     workers_.clear();  // joins the threads
     uv_loop_close(&loop_);
@@ -121,8 +122,10 @@ class Control {
       s.data = this;
       uv_signal_start(&s, cb, signum);
     };
-    init(sigterm_, SIGTERM, [](uv_signal_t* s, int) { static_cast<Control*>(s->data)->begin_drain("SIGTERM"); });
-    init(sigint_, SIGINT, [](uv_signal_t* s, int) { static_cast<Control*>(s->data)->begin_drain("SIGINT"); });
+    init(sigterm_, SIGTERM,
+         [](uv_signal_t* s, int) { static_cast<Control*>(s->data)->begin_drain("SIGTERM"); });
+    init(sigint_, SIGINT,
+         [](uv_signal_t* s, int) { static_cast<Control*>(s->data)->begin_drain("SIGINT"); });
     init(sighup_, SIGHUP, [](uv_signal_t* s, int) { static_cast<Control*>(s->data)->reload(); });
     uv_timer_init(&loop_, &drain_timer_);
     drain_timer_.data = this;
@@ -137,12 +140,14 @@ class Control {
     auto loaded = load(options_.config_path);
     log_diagnostics(loaded, "reload: ");
     if (!loaded.config) {
-      GH_LOG_ERROR("reload failed: keeping the running config (generation %u)", snapshot_->generation);
+      GH_LOG_ERROR("reload failed: keeping the running config (generation %u)",
+                   snapshot_->generation);
       return;
     }
     auto config = std::make_shared<const config::Config>(std::move(*loaded.config));
     if (config->listeners.size() != snapshot_->config->listeners.size() ||
-        !std::equal(config->listeners.begin(), config->listeners.end(), snapshot_->config->listeners.begin(),
+        !std::equal(config->listeners.begin(), config->listeners.end(),
+                    snapshot_->config->listeners.begin(),
                     [](const auto& a, const auto& b) { return a.address == b.address; })) {
       GH_LOG_WARN("reload: listener changes take effect only after a restart");
     }
@@ -161,8 +166,9 @@ class Control {
     GH_LOG_INFO("%s: draining for up to %lld ms", why,
                 static_cast<long long>(snapshot_->config->server.drain_timeout.count()));
     for (auto& w : workers_) w->drain();
-    uv_timer_start(&drain_timer_, [](uv_timer_t* t) { static_cast<Control*>(t->data)->force_close(); },
-                   static_cast<std::uint64_t>(snapshot_->config->server.drain_timeout.count()), 0);
+    uv_timer_start(
+        &drain_timer_, [](uv_timer_t* t) { static_cast<Control*>(t->data)->force_close(); },
+        static_cast<std::uint64_t>(snapshot_->config->server.drain_timeout.count()), 0);
   }
 
   void force_close() {
@@ -171,7 +177,8 @@ class Control {
 
   void on_worker_stopped() {
     if (++stopped_workers_ < workers_.size()) return;
-    for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+    for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_})
+      uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
     if (admin_) admin_->close();
     posts_.close();

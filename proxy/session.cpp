@@ -60,12 +60,16 @@ void Session::close() {
   if (uv_is_closing(as_handle(&client_timer_))) return;
   phase_ = Phase::closing;
   release_upstream(false);
-  uv_close(as_handle(&client_timer_), [](uv_handle_t* h) { static_cast<Session*>(h->data)->handle_closed(); });
-  uv_close(as_handle(&upstream_timer_), [](uv_handle_t* h) { static_cast<Session*>(h->data)->handle_closed(); });
+  uv_close(as_handle(&client_timer_),
+           [](uv_handle_t* h) { static_cast<Session*>(h->data)->handle_closed(); });
+  uv_close(as_handle(&upstream_timer_),
+           [](uv_handle_t* h) { static_cast<Session*>(h->data)->handle_closed(); });
   if (down_) down_->close();
 }
 
-void Session::on_closed() { handle_closed(); }
+void Session::on_closed() {
+  handle_closed();
+}
 
 void Session::handle_closed() {
   if (--open_handles_ > 0) return;
@@ -85,12 +89,19 @@ void Session::on_read(std::size_t n) {
   in_.produced(n);
   switch (phase_) {
     case Phase::idle:
-    case Phase::head: process_input(); break;
+    case Phase::head:
+      process_input();
+      break;
     case Phase::exchange:
       if (!request_complete_) pump_request_body();
       break;
-    case Phase::tunnel: pump_tunnel(); break;
-    case Phase::closing: in_.consume(in_.pending()); in_.compact(); break;  // lingering: discard
+    case Phase::tunnel:
+      pump_tunnel();
+      break;
+    case Phase::closing:
+      in_.consume(in_.pending());
+      in_.compact();
+      break;  // lingering: discard
   }
   update_client_reads();
 }
@@ -99,10 +110,8 @@ void Session::on_read_end(int status) {
   client_reading_ = false;
   client_eof_ = true;
   if (phase_ == Phase::tunnel && status == UV_EOF) return pump_tunnel();  // half-close
-  if (phase_ == Phase::exchange && request_complete_ && status == UV_EOF) {
-    close_after_response_ = true;  // the client is done sending; answer, then close
-    return;
-  }
+  // The client finished sending: answer what it asked, pipelined requests included.
+  if (phase_ == Phase::exchange && request_complete_ && status == UV_EOF) return;
   close();
 }
 
@@ -136,20 +145,23 @@ void Session::update_client_reads() {
 
 void Session::process_input() {
   while (phase_ == Phase::idle || phase_ == Phase::head) {
-    if (in_.pending() == 0) return;
+    if (in_.pending() == 0) return client_eof_ ? close() : void();
     if (phase_ == Phase::idle) {
       phase_ = Phase::head;
       arm_client_timer(config().timeouts.request_header);
     }
     std::size_t before = in_.pending();
     process_head();
-    if (phase_ == Phase::head && in_.pending() == before) return;  // need more bytes
+    if (phase_ == Phase::head && in_.pending() == before) {
+      if (client_eof_) close();  // a partial head and no more bytes coming
+      return;
+    }
   }
 }
 
 void Session::process_head() {
-  HeadScan scan = http::scan_head({in_.begin_ptr(), in_.pending()}, HeadKind::request,
-                                  snapshot_->head_limits);
+  HeadScan scan =
+      http::scan_head({in_.begin_ptr(), in_.pending()}, HeadKind::request, snapshot_->head_limits);
   if (scan.state == HeadScan::State::invalid) return fail(scan.error.status, scan.error.reason);
   if (scan.state == HeadScan::State::incomplete) {
     if (in_.free_space() == 0) {
@@ -199,8 +211,8 @@ void Session::start_exchange(std::size_t head_length, bool message_complete) {
   host_set_ = snapshot_->groups[route_.upstream];
 
   upstream_head_.clear();
-  write_upstream_request(head, request_, {client_ip_, down_->secure() ? "https" : "http"},
-                         upstream_head_);
+  const ForwardedFor forwarded{client_ip_, down_->secure() ? "https" : "http", host_set_->group};
+  write_upstream_request(head, request_, forwarded, upstream_head_);
   request_body_pumped_ = false;
   in_.consume(head_length);
   if (request_complete_) {
@@ -282,7 +294,8 @@ void Session::connect_upstream() {
   Worker::GroupState& group = worker_.group(route_.upstream);
   const health::HostSet& set = *host_set_;
   if (set.hosts.empty()) return fail(503, "no upstream server available");
-  for (std::size_t i = 0; i < group.hosts.size(); ++i) group.loads[i].active = group.hosts[i]->active;
+  for (std::size_t i = 0; i < group.hosts.size(); ++i)
+    group.loads[i].active = group.hosts[i]->active;
   host_index_ = pick_host(set, group.loads, tried_hosts_, group.cursor);
   if (host_index_ == kNoHost) return fail(502, "no upstream server could be reached");
   if (host_index_ < 64) tried_hosts_ |= std::uint64_t{1} << host_index_;
@@ -452,7 +465,8 @@ bool Session::process_response_head() {
   write_client_response(head, response_parser_.reason(), response_, client_framing_, keep_alive,
                         client_minor, scratch);
   to_client_.add_scratch_since(mark);
-  if (!keep_alive || client_framing_ == ClientFraming::close_delimited) close_after_response_ = true;
+  if (!keep_alive || client_framing_ == ClientFraming::close_delimited)
+    close_after_response_ = true;
   log_status_ = head.status;
   response_head_done_ = response_started_ = true;
   out_.consume(scan.length);
@@ -581,9 +595,11 @@ void Session::finish_exchange() {
   out_.release_if_empty(worker_.buffers());
   if (close_after_response_ || draining_) return linger_close();
   phase_ = Phase::idle;
+  response_head_done_ = response_started_ = response_complete_ = false;
+  log_request_.clear();
   request_parser_.begin_message();
-  if (in_.pending() > 0) {
-    process_input();  // a pipelined request is already here
+  if (in_.pending() > 0 || client_eof_) {
+    process_input();  // a pipelined request is already here (or the client is gone)
   } else {
     in_.compact();
     in_.release_if_empty(worker_.buffers());
@@ -641,23 +657,27 @@ void Session::linger_close() {
 }
 
 void Session::arm_client_timer(config::Duration timeout) {
-  uv_timer_start(&client_timer_, [](uv_timer_t* t) { static_cast<Session*>(t->data)->on_client_timeout(); },
-                 static_cast<std::uint64_t>(timeout.count()), 0);
+  uv_timer_start(
+      &client_timer_, [](uv_timer_t* t) { static_cast<Session*>(t->data)->on_client_timeout(); },
+      static_cast<std::uint64_t>(timeout.count()), 0);
 }
 
 void Session::arm_upstream_timer(config::Duration timeout) {
-  uv_timer_start(&upstream_timer_,
-                 [](uv_timer_t* t) { static_cast<Session*>(t->data)->on_upstream_timeout(); },
-                 static_cast<std::uint64_t>(timeout.count()), 0);
+  uv_timer_start(
+      &upstream_timer_,
+      [](uv_timer_t* t) { static_cast<Session*>(t->data)->on_upstream_timeout(); },
+      static_cast<std::uint64_t>(timeout.count()), 0);
 }
 
 void Session::on_client_timeout() {
   switch (phase_) {
-    case Phase::head: return fail(408, "request header timeout");
+    case Phase::head:
+      return fail(408, "request header timeout");
     case Phase::exchange:
       if (!request_complete_) return fail(408, "client body timeout");
       return;
-    default: return close();
+    default:
+      return close();
   }
 }
 
@@ -695,7 +715,8 @@ void Session::write_access_log() {
                       client_ip_.c_str(), log_request_.c_str(), log_status_,
                       static_cast<unsigned long long>(log_bytes_), upstream.c_str(), seconds);
   }
-  if (n > 0) worker_.access_log({line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1)});
+  if (n > 0)
+    worker_.access_log({line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1)});
   log_status_ = 0;
 }
 

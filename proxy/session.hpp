@@ -143,8 +143,8 @@ class Session final : private tls::Transport::Events, private UpstreamConn::Clie
   bool upstream_eof_ = false;
   bool upstream_shut_ = false;
   bool request_body_pumped_ = false;  // body bytes left: no retry elsewhere
-  std::string upstream_head_;  // rebuilt request head, kept for a retry
-  bool upstream_responded_ = false;  // any response byte
+  std::string upstream_head_;         // rebuilt request head, kept for a retry
+  bool upstream_responded_ = false;   // any response byte
   bool upstream_fresh_only_ = false;  // a reused connection failed: open a new one
 
   // Response.

@@ -19,7 +19,8 @@ std::size_t buffer_size_for(const config::Config& config) {
 std::uint64_t wall_ms() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 + static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
+         static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
 }
 
 }  // namespace
@@ -79,8 +80,8 @@ void Worker::force_close() {
 
 void Worker::run() {
   start_listening();
-  uv_timer_start(&tick_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->on_tick(); }, kTickMs,
-                 kTickMs);
+  uv_timer_start(
+      &tick_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->on_tick(); }, kTickMs, kTickMs);
   uv_run(&loop_, UV_RUN_DEFAULT);
   flush_access_log();
   if (hooks_.on_stopped) hooks_.on_stopped(index_);
@@ -159,7 +160,8 @@ void Worker::on_tick() {
 }
 
 void Worker::close_idle_upstreams(bool all) {
-  const auto timeout = static_cast<std::uint64_t>(snapshot_->config->timeouts.upstream_keepalive.count());
+  const auto timeout =
+      static_cast<std::uint64_t>(snapshot_->config->timeouts.upstream_keepalive.count());
   const std::uint64_t now = now_ms();
   for (auto& [label, state] : host_states_) {
     std::vector<UpstreamConn*> expired;

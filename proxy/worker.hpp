@@ -28,7 +28,7 @@ class Session;
 
 struct WorkerHooks {
   std::function<void(std::string&& lines)> write_access_log;  // called from the worker thread
-  std::function<void(unsigned index)> on_stopped;              // loop finished
+  std::function<void(unsigned index)> on_stopped;             // loop finished
 };
 
 class Worker {

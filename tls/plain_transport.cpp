@@ -35,7 +35,8 @@ class PlainTransport final : public Transport {
 
   void close() override {
     if (uv_is_closing(handle())) return;
-    uv_close(handle(), [](uv_handle_t* h) { static_cast<PlainTransport*>(h->data)->events_.on_closed(); });
+    uv_close(handle(),
+             [](uv_handle_t* h) { static_cast<PlainTransport*>(h->data)->events_.on_closed(); });
   }
 
   bool secure() const override { return false; }

@@ -25,7 +25,7 @@ class Transport {
    public:
     virtual ~Events() = default;
     virtual uv_buf_t read_buffer() = 0;        // room for plaintext; len 0 = pause reads
-    virtual void on_read(std::size_t n) = 0;    // n bytes landed in read_buffer()
+    virtual void on_read(std::size_t n) = 0;   // n bytes landed in read_buffer()
     virtual void on_read_end(int status) = 0;  // UV_EOF or a libuv error
     virtual void on_write_done(int status) = 0;
     virtual void on_closed() = 0;

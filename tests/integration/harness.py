@@ -693,6 +693,20 @@ class HttpClient:
         finally:
             self.sock.settimeout(old)
 
+    def read_until_close(self) -> tuple[bytes, bool]:
+        """Everything the peer sends until it closes or the socket times out.
+        Returns (bytes, closed)."""
+        data = bytearray(self.reader.buf)
+        self.reader.buf.clear()
+        try:
+            while chunk := self.sock.recv(65536):
+                data += chunk
+        except ConnectionResetError:
+            pass
+        except socket.timeout:
+            return bytes(data), False
+        return bytes(data), True
+
     def close(self) -> None:
         _close_quietly(self.sock)
 

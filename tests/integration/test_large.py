@@ -50,12 +50,15 @@ class LargeTransferTest(GatehouseTestCase):
             response = client.read_response()
         elapsed = time.monotonic() - started
         self.assertEqual(response.status, 200)
-        self.assertEqual(response.headers.get("X-Body-Length"), str(SIZE))
-        self.assertEqual(response.headers.get("X-Body-Sha256"), pattern_sha256(SIZE, seed=11))
-        self.assertEqual(response.headers.get("X-Framing"),
-                         "chunked" if chunked else "length")
-        self.assert_bounded(sampler)
         self.assertLess(elapsed, TIMEOUT)
+        with self.subTest("body"):
+            self.assertEqual(response.headers.get("X-Body-Length"), str(SIZE))
+            self.assertEqual(response.headers.get("X-Framing"),
+                             "chunked" if chunked else "length")
+            self.assertEqual(response.headers.get("X-Body-Sha256"),
+                             pattern_sha256(SIZE, seed=11), "upload corrupted")
+        with self.subTest("memory"):
+            self.assert_bounded(sampler)
 
     def download(self, chunked):
         upstream = self.start_upstream(stream_handler(SIZE, seed=22, chunked=chunked))
@@ -78,9 +81,12 @@ class LargeTransferTest(GatehouseTestCase):
             client.reader.buf[0:0] = first
             response = client.read_response(body_sink=sink)
         self.assertEqual(response.status, 200)
-        self.assertEqual(received, SIZE)
-        self.assertEqual(digest.hexdigest(), pattern_sha256(SIZE, seed=22))
-        self.assert_bounded(sampler)
+        with self.subTest("body"):
+            self.assertEqual(received, SIZE)
+            self.assertEqual(digest.hexdigest(), pattern_sha256(SIZE, seed=22),
+                             "download corrupted")
+        with self.subTest("memory"):
+            self.assert_bounded(sampler)
 
     def test_upload_content_length(self):
         self.upload(chunked=False)

@@ -11,8 +11,8 @@ import concurrent.futures
 import threading
 import unittest
 
-from harness import (BufferedReader, GatehouseTestCase, make_config,
-                     parse_partial_response, raw_request, read_response)
+from harness import (GatehouseTestCase, HttpClient, make_config, parse_partial_response,
+                     raw_request)
 
 HOST = b"Host: example.test\r\n"
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: example.test\r\n\r\n"
@@ -274,24 +274,39 @@ class MalformedTest(GatehouseTestCase):
         self.assertEqual(upstream.connections, 0, "upstream was contacted")
         self.assertEqual(upstream.bytes_received, 0)
 
-    def test_malformed_request_after_valid_one_on_same_connection(self):
-        # Pipelined: the valid request is answered, the malformed one gets its error
-        # response (not a silent close) and never reaches the upstream.
+    def check_after_valid_request(self, pipelined: bool):
+        """Each head case sent on a connection that already served a valid request:
+        it must get its error response (not a silent close), and the upstream must
+        see the valid request only."""
         upstream, gatehouse = self.start()
-        valid = b"GET /first HTTP/1.1\r\n" + HOST + b"\r\n"
-        for name, data, statuses in HEAD_CASES[:12]:
+        for index, (name, data, statuses) in enumerate(HEAD_CASES):
             with self.subTest(name):
-                before = len(upstream.requests)
-                result = raw_request(gatehouse.port, valid + data, self.READ_TIMEOUT)
-                reader = BufferedReader.from_bytes(result.raw)
-                self.assertEqual(read_response(reader).status, 200, result.raw[:200])
-                rest = bytes(reader.buf)
-                self.assertTrue(result.closed, "connection left open after the error")
-                self.assertTrue(rest, "no error response to the malformed request "
-                                      "(connection closed silently)")
+                heads_before = len(upstream.heads)
+                valid = b"GET /first-%d HTTP/1.1\r\n" % index + HOST + b"\r\n"
+                with HttpClient(gatehouse.port, timeout=self.READ_TIMEOUT) as client:
+                    if pipelined:
+                        client.send(valid + data)
+                        self.assertEqual(client.read_response().status, 200)
+                    else:
+                        self.assertEqual(client.request("GET", f"/first-{index}").status, 200)
+                        try:
+                            client.send(data)
+                        except (BrokenPipeError, ConnectionResetError):
+                            pass
+                    rest, closed = client.read_until_close()
+                self.assertTrue(closed, "connection left open after the error")
+                self.assertTrue(rest, "no error response (connection closed silently)")
                 status, _, _ = parse_partial_response(rest)
                 self.assertIn(status, statuses, rest[:200])
-                self.assertEqual(upstream.request_targets()[before:], ["/first"])
+                self.assertEqual(upstream.request_targets()[-1], f"/first-{index}")
+                self.assertEqual(len(upstream.heads), heads_before + 1,
+                                 f"upstream received: {upstream.heads[heads_before + 1:]}")
+
+    def test_head_cases_pipelined_after_valid_request(self):
+        self.check_after_valid_request(pipelined=True)
+
+    def test_head_cases_on_reused_connection(self):
+        self.check_after_valid_request(pipelined=False)
 
     def test_tricky_but_valid_requests_are_served(self):
         # Guards against a proxy that passes the battery by rejecting too much.
