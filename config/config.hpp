@@ -53,8 +53,31 @@ struct Timeouts {
   Duration upstream_keepalive = std::chrono::seconds(60);  // idle pooled connection
 };
 
+// TLS termination on a listener. The first certificate is the default; others are
+// chosen by SNI against the names in each certificate (SAN DNS entries, wildcards too).
+struct TlsCertificate {
+  std::string cert_file;  // PEM, leaf first then the chain ("fullchain.pem")
+  std::string key_file;   // PEM private key (RSA or ECDSA)
+};
+
+enum class TlsVersion { tls1_2, tls1_3 };
+
+struct ListenerTls {
+  std::vector<TlsCertificate> certificates;  // at least one
+  TlsVersion min_version = TlsVersion::tls1_2;
+  std::string ciphers;                       // TLS 1.2 list; "" = Mozilla intermediate
+  Duration handshake_timeout = std::chrono::seconds(10);
+  std::optional<Duration> hsts_max_age;      // set = send Strict-Transport-Security
+  std::string ocsp_file;                     // DER OCSP response to staple; "" = off
+};
+
 struct Listener {
   HostPort address;
+  std::optional<ListenerTls> tls;
+  // Plain listeners only: answer every request with 301 to https://host/path, except
+  // /.well-known/acme-challenge/ which is served from acme_webroot when set.
+  bool redirect_to_https = false;
+  std::string acme_webroot;
 };
 
 struct Admin {
@@ -87,6 +110,7 @@ struct Config {
   Admin admin;
   std::vector<Upstream> upstreams;
   std::vector<Route> routes;
+  std::vector<Check> checks;
   AccessLogFormat access_log = AccessLogFormat::text;
 
   const Upstream* find_upstream(std::string_view name) const;

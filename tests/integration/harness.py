@@ -897,6 +897,16 @@ class Gatehouse:
     def pid(self) -> int:
         return self.proc.pid
 
+    @property
+    def sanitized(self) -> bool:
+        """True when the running binary uses AddressSanitizer (its memory use is then
+        dominated by shadow memory and quarantine, not by the proxy)."""
+        try:
+            with open(f"/proc/{self.pid}/maps", encoding="ascii", errors="replace") as f:
+                return any("libasan" in line for line in f)
+        except OSError:
+            return False
+
     def start(self) -> "Gatehouse":
         if not os.access(self.binary, os.X_OK):
             raise GatehouseError(f"gatehouse binary not found or not executable: "

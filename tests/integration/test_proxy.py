@@ -126,6 +126,66 @@ class ForwardingTest(GatehouseTestCase):
         self.assertNotIn("Keep-Alive", response.headers)
 
 
+class ResponseFramingTest(GatehouseTestCase):
+    def test_chunked_response_with_trailer(self):
+        def handler(request, conn):
+            conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Sum: 1\r\n\r\n")
+
+        upstream = self.start_upstream(handler)
+        gh = self.start_gatehouse(make_config({"app": [upstream]}))
+        client = self.client(gh.port)
+        for _ in range(2):  # twice: the connection must stay in sync
+            response = client.request("GET", "/")
+            self.assertEqual((response.status, response.body), (200, b"hello world"))
+
+    def test_close_delimited_response(self):
+        def handler(request, conn):
+            conn.send(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"z" * 100_000)
+            conn.close()
+
+        upstream = self.start_upstream(handler)
+        gh = self.start_gatehouse(make_config({"app": [upstream]}))
+        client = self.client(gh.port)
+        response = client.request("GET", "/")
+        self.assertEqual((response.status, response.body), (200, b"z" * 100_000))
+        if not client.is_closed(wait=0.2):  # re-framed: the connection may be reused
+            self.assertEqual(client.request("GET", "/").body, b"z" * 100_000)
+
+    def test_http10_client(self):
+        upstream = self.start_upstream()
+        gh = self.start_gatehouse(make_config({"app": [upstream]}))
+        result = raw_request(gh.port, build_request("POST", "/old", body=b"ten",
+                                                    version="HTTP/1.0"))
+        self.assertEqual((result.status, result.body), (200, b"ten"))
+        self.assertTrue(result.closed, "HTTP/1.0 connection without keep-alive left open")
+        self.assertNotIn(b"Transfer-Encoding: chunked", result.raw)
+
+    def test_upstream_stalls_mid_body_closes_client_connection(self):
+        def handler(request, conn):
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"p" * 100)
+            time.sleep(4)
+
+        upstream = self.start_upstream(handler)
+        gh = self.start_gatehouse(make_config({"app": [upstream]},
+                                              timeouts={"upstream_read": "1s"}))
+        result = raw_request(gh.port, build_request("GET", "/"), timeout=3.5)
+        self.assertEqual(result.status, 200)
+        self.assertTrue(result.closed, "truncated response left the client hanging")
+        self.assertLess(result.elapsed, 3.0)
+        self.assertLess(len(result.raw.split(b"\r\n\r\n", 1)[1]), 1000)
+
+    def test_client_abort_does_not_disturb_others(self):
+        upstream = self.start_upstream(delayed_handler(0.5))
+        gh = self.start_gatehouse(make_config({"app": [upstream]}))
+        for i in range(5):  # each client leaves while its request is at the upstream
+            with connect(gh.port) as sock:
+                sock.sendall(build_request("POST", "/abandoned", body=b"x" * 1000))
+                self.assertTrue(upstream.wait_for_heads(i + 1, timeout=3))
+        self.assertEqual(self.get(gh.port, "/after").status, 200)
+        self.assertIsNone(gh.proc.poll())
+
+
 class KeepAliveTest(GatehouseTestCase):
     def test_sequential_requests_reuse_both_connections(self):
         upstream = self.start_upstream()
@@ -244,6 +304,16 @@ class RoutingTest(GatehouseTestCase):
                 self.assertEqual(response.headers.get("X-Upstream"), expected)
 
 
+    def test_no_matching_route(self):
+        upstream = self.start_upstream()
+        gh = self.start_gatehouse(make_config(
+            {"app": [upstream]}, [{"host": "a.example", "path_prefix": "/", "upstream": "app"}]))
+        self.assertEqual(self.get(gh.port, "/", host="a.example").status, 200)
+        response = self.get(gh.port, "/", host="b.example")
+        self.assertIn(response.status, (404, 503))
+        self.assertEqual(upstream.request_targets(), ["/"])
+
+
 class BalancingTest(GatehouseTestCase):
     def test_round_robin_spreads_requests(self):
         first = self.start_upstream(name="s1")
@@ -345,6 +415,27 @@ class ClientLimitsTest(GatehouseTestCase):
         if received:
             self.assertTrue(received.startswith(b"HTTP/1.1 408"), received[:100])
         self.assertEqual(upstream.connections, 0)
+
+    def test_stalled_body_times_out(self):
+        upstream = self.start_upstream()
+        gh = self.start_gatehouse(make_config({"app": [upstream]},
+                                              timeouts={"client_body": "1s"}))
+        request = build_request("POST", "/stall", [("Content-Length", "100")]) + b"x" * 10
+        result = raw_request(gh.port, request, timeout=4)
+        self.assertTrue(result.closed, "stalled body did not time out")
+        self.assertLess(result.elapsed, 3.0)
+        self.assertIn(result.status, (408, None))
+        self.assertNotIn("/stall", upstream.request_targets())
+
+    def test_idle_keepalive_connection_is_closed(self):
+        upstream = self.start_upstream()
+        gh = self.start_gatehouse(make_config({"app": [upstream]},
+                                              timeouts={"keepalive": "1s"}))
+        client = self.client(gh.port)
+        self.assertEqual(client.request("GET", "/").status, 200)
+        started = time.monotonic()
+        self.assertTrue(client.is_closed(wait=3), "idle connection kept past keepalive")
+        self.assertGreater(time.monotonic() - started, 0.5)
 
     def test_body_over_limit_is_413(self):
         upstream = self.start_upstream()
