@@ -65,10 +65,10 @@ enum class TlsVersion { tls1_2, tls1_3 };
 struct ListenerTls {
   std::vector<TlsCertificate> certificates;  // at least one
   TlsVersion min_version = TlsVersion::tls1_2;
-  std::string ciphers;                       // TLS 1.2 list; "" = Mozilla intermediate
+  std::string ciphers;  // TLS 1.2 list; "" = Mozilla intermediate
   Duration handshake_timeout = std::chrono::seconds(10);
-  std::optional<Duration> hsts_max_age;      // set = send Strict-Transport-Security
-  std::string ocsp_file;                     // DER OCSP response to staple; "" = off
+  std::optional<Duration> hsts_max_age;  // set = send Strict-Transport-Security
+  std::string ocsp_file;                 // DER OCSP response to staple; "" = off
 };
 
 struct Listener {
@@ -91,12 +91,53 @@ struct Upstream {
   std::vector<HostPort> servers;
   Balance balance = Balance::round_robin;
   std::size_t keepalive = 32;  // max idle pooled connections per server and worker
+  // Names are re-resolved this often; every address is a host of its own.
+  Duration resolve_interval = std::chrono::seconds(5);
+  // All hosts failing their checks: true = send to all anyway, false = 503.
+  bool panic = false;
+  // Passive health: this many consecutive connect failures/502s take a host out until
+  // its next passing check (or, without checks, for `passive_cooldown`).
+  unsigned passive_failures = 3;
+  Duration passive_cooldown = std::chrono::seconds(10);
 };
+
+// Session affinity for a route. automatic = socketio for a path_prefix under
+// /socket.io/ when the upstream has more than one server, else none.
+enum class Sticky { automatic, none, socketio, cookie, ip };
 
 struct Route {
   std::string host;  // "" = any host; "example.com" exact; "*.example.com" suffix
   std::string path_prefix = "/";
   std::string upstream;  // name of an Upstream; validated to exist
+  Sticky sticky = Sticky::automatic;
+  std::string sticky_cookie = "gh_affinity";     // cookie mode
+  Duration tunnel_idle = std::chrono::hours(1);  // WebSocket tunnels idle this long close
+};
+
+// A dependency probed by the control thread; required checks make up /readyz.
+enum class CheckType { postgres, http, tcp, redis };
+
+struct Check {
+  std::string name;  // unique
+  CheckType type = CheckType::tcp;
+  // postgres: conninfo or postgresql:// URL; tcp/redis: "host:port"; http: unused.
+  std::string target;
+  // http: probe every host of this upstream (and take failing ones out of rotation).
+  std::string upstream;
+  std::string password_file;       // postgres/redis: password read from this file
+  std::string query = "SELECT 1";  // postgres
+  bool require_primary = false;    // postgres: pg_is_in_recovery() must be false
+  std::string path = "/";          // http
+  int expect_status_min = 200;     // http: "200-399" or "200"
+  int expect_status_max = 399;
+  std::string expect_body;  // http: substring the body must contain
+  Duration interval = std::chrono::seconds(5);
+  Duration timeout = std::chrono::seconds(2);
+  Duration jitter = std::chrono::milliseconds(0);
+  Duration start_period = std::chrono::seconds(0);  // failures before it don't count
+  unsigned rise = 2;                                // consecutive passes to become healthy
+  unsigned fall = 3;                                // consecutive failures to become unhealthy
+  bool required = true;                             // part of /readyz
 };
 
 enum class AccessLogFormat { off, text, json };

@@ -2,9 +2,11 @@
 the connection must then be closed, and nothing may reach the upstream.
 
 HEAD_CASES are rejected from the head alone, so the upstream must receive no byte at
-all; they are also replayed split into two writes at every offset. CHUNK_CASES have a
-valid head and a broken chunked body: the head may already have been forwarded, so
-only the status (or a close) and the absence of the smuggled request are checked.
+all; they are replayed split into two writes at every offset, and on connections that
+already served a valid request (pipelined and sequential). CHUNK_CASES have a valid
+head and a broken chunked body: the head may already have been forwarded, so only the
+status (or a close) and the absence of the smuggled request are checked. VALID_CASES
+are unusual but valid requests that must still be served.
 """
 
 import concurrent.futures
