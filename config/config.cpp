@@ -575,7 +575,9 @@ void Loader::load_listener(const Scope& listener) {
   std::string path = listener.path("address");
   if (auto address = address_value(*node, path)) {
     claim_address(*address, *node, path);
-    config_.listeners.push_back(Listener{*address});
+    Listener loaded;
+    loaded.address = *address;
+    config_.listeners.push_back(std::move(loaded));
   }
 }
 
