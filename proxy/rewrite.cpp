@@ -85,7 +85,8 @@ ClientFraming client_framing(const http::MessageInfo& response, int client_versi
 
 void write_client_response(const http::MessageHead& head, std::string_view reason,
                            const http::MessageInfo& info, ClientFraming framing, bool keep_alive,
-                           int client_version_minor, std::string& out) {
+                           int client_version_minor, std::string& out,
+                           std::string_view extra_headers) {
   out.append("HTTP/1.1 ");
   append_number(static_cast<std::uint64_t>(head.status), out);
   out.push_back(' ');
@@ -112,6 +113,7 @@ void write_client_response(const http::MessageHead& head, std::string_view reaso
   } else if (client_version_minor == 0) {
     out.append("Connection: keep-alive\r\n");
   }
+  out.append(extra_headers);
   out.append("\r\n");
 }
 

@@ -27,9 +27,11 @@ enum class ClientFraming { none, content_length, chunked, close_delimited };
 ClientFraming client_framing(const http::MessageInfo& response, int client_version_minor);
 
 // Status line + headers + blank line for the client.
+// `extra_headers` (complete lines: Set-Cookie, Strict-Transport-Security) go last.
 void write_client_response(const http::MessageHead& head, std::string_view reason,
                            const http::MessageInfo& info, ClientFraming framing, bool keep_alive,
-                           int client_version_minor, std::string& out);
+                           int client_version_minor, std::string& out,
+                           std::string_view extra_headers = {});
 
 // A complete short plain-text response made by Gatehouse itself (errors, redirects).
 void write_local_response(int status, std::string_view body, bool keep_alive,

@@ -111,7 +111,8 @@ class Control {
         });
       };
       hooks.on_stopped = [this](unsigned) { posts_.post([this] { on_worker_stopped(); }); };
-      workers_.push_back(std::make_unique<Worker>(i, std::move(fds), snapshot_, std::move(hooks)));
+      workers_.push_back(
+          std::make_unique<Worker>(i, std::move(fds), snapshot_, sids_, std::move(hooks)));
     }
     for (auto& w : workers_) w->start();
   }
@@ -129,6 +130,11 @@ class Control {
     init(sighup_, SIGHUP, [](uv_signal_t* s, int) { static_cast<Control*>(s->data)->reload(); });
     uv_timer_init(&loop_, &drain_timer_);
     drain_timer_.data = this;
+    uv_timer_init(&loop_, &sid_expiry_);
+    sid_expiry_.data = this;
+    uv_timer_start(&sid_expiry_, [](uv_timer_t* t) {
+      static_cast<Control*>(t->data)->sids_.expire(uv_now(t->loop));
+    }, 10'000, 10'000);
   }
 
   void reload() {
@@ -180,6 +186,7 @@ class Control {
     for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_})
       uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&sid_expiry_), nullptr);
     if (admin_) admin_->close();
     posts_.close();
   }
@@ -220,6 +227,8 @@ class Control {
   uv_signal_t sigterm_{}, sigint_{}, sighup_{};
   uv_timer_t drain_timer_{};
   std::unique_ptr<AdminServer> admin_;
+  SidTable sids_;  // Engine.IO sessions -> host, shared by the workers
+  uv_timer_t sid_expiry_{};
   std::vector<std::unique_ptr<Worker>> workers_;
   SnapshotPtr snapshot_;
   std::vector<std::string> listener_addresses_;

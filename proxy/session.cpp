@@ -184,6 +184,7 @@ void Session::process_head() {
 }
 
 void Session::start_exchange(std::size_t head_length, bool message_complete) {
+  snapshot_ = worker_.snapshot();  // a keep-alive connection follows reloads
   const http::MessageHead& head = request_parser_.head();
   phase_ = Phase::exchange;
   exchange_start_ms_ = worker_.now_ms();
@@ -195,6 +196,7 @@ void Session::start_exchange(std::size_t head_length, bool message_complete) {
   request_complete_ = message_complete;
   response_head_done_ = response_started_ = response_complete_ = false;
   upstream_responded_ = upstream_fresh_only_ = false;
+  upstream_label_.clear();
   tried_hosts_ = 0;
   if (!request_.keep_alive || draining_) close_after_response_ = true;
 
@@ -209,6 +211,7 @@ void Session::start_exchange(std::size_t head_length, bool message_complete) {
   if (!target) return fail(404, "no route for this host and path");
   route_ = *target;
   host_set_ = snapshot_->groups[route_.upstream];
+  choose_affinity();
 
   upstream_head_.clear();
   const ForwardedFor forwarded{client_ip_, down_->secure() ? "https" : "http", host_set_->group};
@@ -290,17 +293,75 @@ void Session::on_upstream_write_done(int status) {
 
 // ---- upstream selection ----------------------------------------------------------
 
+void Session::choose_affinity() {
+  pinned_host_ = kNoHost;
+  learn_sid_ = set_affinity_cookie_ = false;
+  sid_capture_.clear();
+  const config::Route& route = config().routes[route_.route];
+  const health::HostSet& set = *host_set_;
+  const std::string_view target = request_parser_.head().target;
+  switch (effective_sticky(route, set)) {
+    case config::Sticky::socketio:
+      if (auto sid = query_param(target, "sid"); sid && !sid->empty()) {
+        if (auto label = worker_.sids().lookup(*sid, worker_.now_ms())) {
+          for (std::size_t i = 0; i < set.hosts.size(); ++i) {
+            if (set.hosts[i].label == *label) pinned_host_ = i;
+          }
+        }
+      } else if (query_param(target, "EIO")) {
+        learn_sid_ = true;  // a handshake: balanced normally, its sid learned from the answer
+      }
+      break;
+    case config::Sticky::cookie: {
+      for (const http::Header& h : request_parser_.head().headers) {
+        if (!http::iequals(h.name, "cookie")) continue;
+        if (auto value = cookie_value(h.value, route.sticky_cookie)) {
+          pinned_host_ = host_for_cookie(set, *value);
+        }
+      }
+      if (pinned_host_ != kNoHost && !set.hosts[pinned_host_].healthy) pinned_host_ = kNoHost;
+      set_affinity_cookie_ = pinned_host_ == kNoHost;
+      break;
+    }
+    case config::Sticky::ip: pinned_host_ = rendezvous_host(set, client_ip_); break;
+    case config::Sticky::automatic:
+    case config::Sticky::none: break;
+  }
+}
+
+void Session::learn_session_id() {
+  if (!learn_sid_ || log_status_ != 200 || upstream_label_.empty()) return;
+  learn_sid_ = false;
+  if (auto sid = engineio_sid(sid_capture_)) {
+    worker_.sids().learn(*sid, upstream_label_, worker_.now_ms());
+  }
+}
+
 void Session::connect_upstream() {
-  Worker::GroupState& group = worker_.group(route_.upstream);
   const health::HostSet& set = *host_set_;
   if (set.hosts.empty()) return fail(503, "no upstream server available");
-  for (std::size_t i = 0; i < group.hosts.size(); ++i)
-    group.loads[i].active = group.hosts[i]->active;
-  host_index_ = pick_host(set, group.loads, tried_hosts_, group.cursor);
+  // The worker's per-group state lines up with this set only under the same snapshot
+  // (a reload during a retry is rare: balance without load data then).
+  Worker::GroupState* group =
+      worker_.snapshot() == snapshot_ ? &worker_.group(route_.upstream) : nullptr;
+  unsigned spare_cursor = 0;
+  if (group) {
+    for (std::size_t i = 0; i < group->hosts.size(); ++i) {
+      group->loads[i].active = group->hosts[i]->active;
+    }
+  }
+  const bool pinned_untried = pinned_host_ < set.hosts.size() &&
+                              (pinned_host_ >= 64 || !((tried_hosts_ >> pinned_host_) & 1u));
+  host_index_ = pinned_untried
+                    ? pinned_host_
+                    : pick_host(set, group ? std::span<const HostLoad>(group->loads)
+                                           : std::span<const HostLoad>(),
+                                tried_hosts_, group ? group->cursor : spare_cursor);
   if (host_index_ == kNoHost) return fail(502, "no upstream server could be reached");
   if (host_index_ < 64) tried_hosts_ |= std::uint64_t{1} << host_index_;
 
-  HostState& host = *group.hosts[host_index_];
+  HostState& host = group ? *group->hosts[host_index_] : worker_.host_state(set.hosts[host_index_].label);
+  upstream_label_ = host.label;
   ++host.active;
   upstream_responded_ = false;
   to_upstream_.clear();
@@ -462,8 +523,14 @@ bool Session::process_response_head() {
     if (!request_complete_) close_after_response_ = true;
   }
   bool keep_alive = !close_after_response_ && !draining_;
+  std::string extra;
+  if (set_affinity_cookie_ && !upstream_label_.empty()) {
+    const config::Route& route = config().routes[route_.route];
+    extra = "Set-Cookie: " + route.sticky_cookie + "=" + affinity_cookie_value(upstream_label_) +
+            "; Path=/; HttpOnly; SameSite=Lax" + (down_->secure() ? "; Secure" : "") + "\r\n";
+  }
   write_client_response(head, response_parser_.reason(), response_, client_framing_, keep_alive,
-                        client_minor, scratch);
+                        client_minor, scratch, extra);
   to_client_.add_scratch_since(mark);
   if (!keep_alive || client_framing_ == ClientFraming::close_delimited)
     close_after_response_ = true;
@@ -477,6 +544,9 @@ bool Session::process_response_head() {
 void Session::ResponseBody::on_body(const char* data, std::size_t length) {
   Session& s = *session;
   s.log_bytes_ += length;
+  if (s.learn_sid_ && s.sid_capture_.size() < 256) {
+    s.sid_capture_.append(data, std::min<std::size_t>(length, 256 - s.sid_capture_.size()));
+  }
   if (s.client_framing_ == ClientFraming::chunked) {
     std::size_t mark = s.to_client_.mark();
     append_chunk_header(length, s.to_client_.scratch());
@@ -503,7 +573,10 @@ void Session::pump_response_body() {
       if (out_.pending() > 0) response_.keep_alive = false;
     }
   }
-  if (response_complete_) uv_timer_stop(&upstream_timer_);
+  if (response_complete_) {
+    uv_timer_stop(&upstream_timer_);
+    learn_session_id();  // before the client can send the session's next request
+  }
   flush_to_client();
 }
 
@@ -554,13 +627,13 @@ void Session::pump_tunnel() {
   if (!client_writing_ && out_.pending() > 0) {
     to_client_.add_view(out_.begin_ptr(), out_.pending());
     out_.consume(out_.pending());
-    flush_to_client();
   }
+  flush_to_client();  // also sends the 101 head queued by process_response_head
   if (upstream_ && !upstream_writing_ && in_.pending() > 0) {
     to_upstream_.add_view(in_.begin_ptr(), in_.pending());
     in_.consume(in_.pending());
-    flush_to_upstream();
   }
+  if (upstream_) flush_to_upstream();
   const bool to_client_done = !client_writing_ && out_.pending() == 0;
   const bool to_upstream_done = !upstream_writing_ && in_.pending() == 0;
   if (upstream_eof_ && to_client_done && !client_shut_) {
@@ -589,6 +662,7 @@ void Session::maybe_finish_exchange() {
 }
 
 void Session::finish_exchange() {
+  learn_session_id();
   write_access_log();
   release_upstream(response_.keep_alive && request_complete_);
   out_.compact();
@@ -695,7 +769,7 @@ void Session::write_access_log() {
   std::tm utc{};
   gmtime_r(&now, &utc);
   std::strftime(time_text, sizeof time_text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  const std::string upstream = upstream_ ? upstream_->host().label : std::string("-");
+  const std::string& upstream = upstream_label_.empty() ? std::string("-") : upstream_label_;
   const double seconds = static_cast<double>(worker_.now_ms() - exchange_start_ms_) / 1000.0;
   char line[1024];
   int n;

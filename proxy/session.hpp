@@ -22,6 +22,7 @@
 #include "core/http_head.hpp"
 #include "core/http_parser.hpp"
 #include "core/outbox.hpp"
+#include "proxy/affinity.hpp"
 #include "proxy/balancer.hpp"
 #include "proxy/rewrite.hpp"
 #include "proxy/snapshot.hpp"
@@ -69,6 +70,8 @@ class Session final : private tls::Transport::Events, private UpstreamConn::Clie
   void flush_to_upstream();
 
   // Upstream selection.
+  void choose_affinity();
+  void learn_session_id();
   void connect_upstream();
   void upstream_connect_failed(const char* why);
   void release_upstream(bool reusable);
@@ -146,6 +149,13 @@ class Session final : private tls::Transport::Events, private UpstreamConn::Clie
   std::string upstream_head_;         // rebuilt request head, kept for a retry
   bool upstream_responded_ = false;   // any response byte
   bool upstream_fresh_only_ = false;  // a reused connection failed: open a new one
+  std::string upstream_label_;         // host of the exchange, for logs and affinity
+
+  // Affinity (routes with sticky set).
+  std::size_t pinned_host_ = kNoHost;  // host the session/cookie/address maps to
+  bool learn_sid_ = false;             // an Engine.IO handshake: learn its sid
+  bool set_affinity_cookie_ = false;   // cookie mode without a valid cookie yet
+  std::string sid_capture_;            // first bytes of a handshake response body
 
   // Response.
   ByteBuffer out_;

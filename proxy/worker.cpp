@@ -25,9 +25,11 @@ std::uint64_t wall_ms() {
 
 }  // namespace
 
-Worker::Worker(unsigned index, std::vector<int> listen_fds, SnapshotPtr snapshot, WorkerHooks hooks)
+Worker::Worker(unsigned index, std::vector<int> listen_fds, SnapshotPtr snapshot, SidTable& sids,
+               WorkerHooks hooks)
     : index_(index),
       listen_fds_(std::move(listen_fds)),
+      sids_(sids),
       hooks_(std::move(hooks)),
       buffers_(buffer_size_for(*snapshot->config)) {
   uv_loop_init(&loop_);
@@ -92,12 +94,7 @@ void Worker::adopt_snapshot(SnapshotPtr snapshot) {
   groups_.assign(snapshot_->groups.size(), {});
   for (std::size_t g = 0; g < snapshot_->groups.size(); ++g) {
     for (const health::Host& host : snapshot_->groups[g]->hosts) {
-      auto& state = host_states_[host.label];
-      if (!state) {
-        state = std::make_unique<HostState>();
-        state->label = host.label;
-      }
-      groups_[g].hosts.push_back(state.get());
+      groups_[g].hosts.push_back(&host_state(host.label));
     }
     groups_[g].loads.resize(groups_[g].hosts.size());
   }
@@ -144,6 +141,15 @@ void Worker::forget(Session* session) {
 void Worker::forget(UpstreamConn* conn) {
   upstream_conns_.erase(conn);
   maybe_stop();
+}
+
+HostState& Worker::host_state(const std::string& label) {
+  auto& state = host_states_[label];
+  if (!state) {
+    state = std::make_unique<HostState>();
+    state->label = label;
+  }
+  return *state;
 }
 
 UpstreamConn& Worker::open_upstream(HostState& host) {

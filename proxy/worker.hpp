@@ -18,6 +18,7 @@
 
 #include "core/byte_buffer.hpp"
 #include "core/post_queue.hpp"
+#include "proxy/affinity.hpp"
 #include "proxy/balancer.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/upstream.hpp"
@@ -33,7 +34,8 @@ struct WorkerHooks {
 
 class Worker {
  public:
-  Worker(unsigned index, std::vector<int> listen_fds, SnapshotPtr snapshot, WorkerHooks hooks);
+  Worker(unsigned index, std::vector<int> listen_fds, SnapshotPtr snapshot, SidTable& sids,
+         WorkerHooks hooks);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -50,6 +52,7 @@ class Worker {
   uv_loop_t* loop() { return &loop_; }
   const SnapshotPtr& snapshot() const { return snapshot_; }
   BufferPool& buffers() { return buffers_; }
+  SidTable& sids() { return sids_; }  // shared by all workers (thread-safe)
   bool draining() const { return draining_; }
   std::uint64_t now_ms() { return uv_now(&loop_); }
 
@@ -60,6 +63,7 @@ class Worker {
     std::vector<HostLoad> loads;  // refreshed from hosts before each pick
   };
   GroupState& group(std::size_t index) { return groups_[index]; }
+  HostState& host_state(const std::string& label);
   UpstreamConn& open_upstream(HostState& host);
   void forget(Session* session);
   void forget(UpstreamConn* conn);
@@ -79,6 +83,7 @@ class Worker {
   unsigned index_;
   std::vector<int> listen_fds_;
   SnapshotPtr snapshot_;
+  SidTable& sids_;
   WorkerHooks hooks_;
   uv_loop_t loop_{};
   PostQueue posts_;

@@ -17,3 +17,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# Node.js and the npm packages of the WebSocket/Socket.IO tests (real replicas and clients).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+socketio_dir="$(dirname "$0")/../tests/integration/socketio"
+if [ ! -d "$socketio_dir/node_modules/socket.io" ]; then
+  (cd "$socketio_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -381,6 +381,7 @@ class Upstream:
         self._sockets: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
         self._closed = False
+        self._closing = threading.Event()
         self.listener = socket.create_server((LOCALHOST, 0), backlog=128)
         self.port = self.listener.getsockname()[1]
         self.address = f"{LOCALHOST}:{self.port}"
@@ -413,7 +414,12 @@ class Upstream:
         with self._lock:
             return self._lock.wait_for(lambda: len(self.heads) >= count, timeout)
 
+    def pause(self, seconds: float) -> None:
+        """Sleeps in a handler, but wakes up early when the upstream is closed."""
+        self._closing.wait(seconds)
+
     def close(self) -> None:
+        self._closing.set()
         with self._lock:
             self._closed = True
             sockets = list(self._sockets)
@@ -504,7 +510,7 @@ class Upstream:
         if self.send_continue and headers.get("Expect", "").lower() == "100-continue":
             conn.send(b"HTTP/1.1 100 Continue\r\n\r\n")
         if self.body_read_delay and framing != "none":
-            time.sleep(self.body_read_delay)
+            self.pause(self.body_read_delay)
         digest = hashlib.sha256()
         stored = bytearray() if self.store_bodies else None
         size = 0
@@ -570,7 +576,7 @@ def stream_handler(total: int, seed: int = 1, *, chunked: bool = False,
 
 def delayed_handler(seconds: float, inner: Handler = echo_handler) -> Handler:
     def handler(request: Request, conn: UpstreamConnection) -> None:
-        time.sleep(seconds)
+        conn.upstream.pause(seconds)
         inner(request, conn)
     return handler
 

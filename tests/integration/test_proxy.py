@@ -164,7 +164,7 @@ class ResponseFramingTest(GatehouseTestCase):
     def test_upstream_stalls_mid_body_closes_client_connection(self):
         def handler(request, conn):
             conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"p" * 100)
-            time.sleep(4)
+            conn.upstream.pause(4)
 
         upstream = self.start_upstream(handler)
         gh = self.start_gatehouse(make_config({"app": [upstream]},
@@ -330,7 +330,7 @@ class BalancingTest(GatehouseTestCase):
     def test_least_conn_avoids_busy_server(self):
         def handler(request, conn):
             if request.target == "/slow":
-                time.sleep(1.5)
+                conn.upstream.pause(1.5)
             echo_handler(request, conn)
 
         first = self.start_upstream(handler, name="s1")
@@ -577,11 +577,15 @@ class SignalTest(GatehouseTestCase):
         port = gh.port
         self.assertEqual(gh.generation, 1)
         self.assertEqual(self.get(port).headers.get("X-Upstream"), "a")
+        existing = self.client(port)
+        self.assertEqual(existing.request("GET", "/").status, 200)
         reloaded = gh.reload(make_config(upstreams, [{"path_prefix": "/", "upstream": "b"}]))
         self.assertTrue(reloaded, "generation did not change after SIGHUP")
         self.assertEqual(gh.generation, 2)
         self.assertEqual(gh.port, port, "listener port changed on reload")
         self.assertEqual(self.get(port).headers.get("X-Upstream"), "b")
+        # A connection opened before the reload is not dropped by it.
+        self.assertEqual(existing.request("GET", "/").status, 200)
         self.assertTrue(gh.reload(make_config(upstreams, [{"path_prefix": "/",
                                                           "upstream": "a"}])))
         self.assertEqual(gh.generation, 3)
@@ -613,9 +617,10 @@ class SignalTest(GatehouseTestCase):
             pass
         response = client.read_response()
         self.assertEqual((response.status, response.body), (200, b"in flight"))
-        # The drained connection is closed once its request is done; the process does
-        # not sit out the whole drain_timeout for an idle keep-alive connection.
+        # The drained connection is closed once its request is done, and the process
+        # does not sit out the whole drain_timeout (10 s) once the client has gone.
         self.assertTrue(client.is_closed(wait=2), "drained connection kept open")
+        client.close()
         self.assertEqual(gh.wait(timeout=2), 0, "no prompt exit after the last request")
         self.assertNotIn("/late", upstream.request_targets())
 
