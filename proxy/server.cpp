@@ -132,9 +132,10 @@ class Control {
     drain_timer_.data = this;
     uv_timer_init(&loop_, &sid_expiry_);
     sid_expiry_.data = this;
-    uv_timer_start(&sid_expiry_, [](uv_timer_t* t) {
-      static_cast<Control*>(t->data)->sids_.expire(uv_now(t->loop));
-    }, 10'000, 10'000);
+    uv_timer_start(
+        &sid_expiry_,
+        [](uv_timer_t* t) { static_cast<Control*>(t->data)->sids_.expire(uv_now(t->loop)); },
+        10'000, 10'000);
   }
 
   void reload() {

@@ -323,9 +323,12 @@ void Session::choose_affinity() {
       set_affinity_cookie_ = pinned_host_ == kNoHost;
       break;
     }
-    case config::Sticky::ip: pinned_host_ = rendezvous_host(set, client_ip_); break;
+    case config::Sticky::ip:
+      pinned_host_ = rendezvous_host(set, client_ip_);
+      break;
     case config::Sticky::automatic:
-    case config::Sticky::none: break;
+    case config::Sticky::none:
+      break;
   }
 }
 
@@ -352,15 +355,16 @@ void Session::connect_upstream() {
   }
   const bool pinned_untried = pinned_host_ < set.hosts.size() &&
                               (pinned_host_ >= 64 || !((tried_hosts_ >> pinned_host_) & 1u));
-  host_index_ = pinned_untried
-                    ? pinned_host_
-                    : pick_host(set, group ? std::span<const HostLoad>(group->loads)
-                                           : std::span<const HostLoad>(),
-                                tried_hosts_, group ? group->cursor : spare_cursor);
+  host_index_ = pinned_untried ? pinned_host_
+                               : pick_host(set,
+                                           group ? std::span<const HostLoad>(group->loads)
+                                                 : std::span<const HostLoad>(),
+                                           tried_hosts_, group ? group->cursor : spare_cursor);
   if (host_index_ == kNoHost) return fail(502, "no upstream server could be reached");
   if (host_index_ < 64) tried_hosts_ |= std::uint64_t{1} << host_index_;
 
-  HostState& host = group ? *group->hosts[host_index_] : worker_.host_state(set.hosts[host_index_].label);
+  HostState& host =
+      group ? *group->hosts[host_index_] : worker_.host_state(set.hosts[host_index_].label);
   upstream_label_ = host.label;
   ++host.active;
   upstream_responded_ = false;

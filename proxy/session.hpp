@@ -149,7 +149,7 @@ class Session final : private tls::Transport::Events, private UpstreamConn::Clie
   std::string upstream_head_;         // rebuilt request head, kept for a retry
   bool upstream_responded_ = false;   // any response byte
   bool upstream_fresh_only_ = false;  // a reused connection failed: open a new one
-  std::string upstream_label_;         // host of the exchange, for logs and affinity
+  std::string upstream_label_;        // host of the exchange, for logs and affinity
 
   // Affinity (routes with sticky set).
   std::size_t pinned_host_ = kNoHost;  // host the session/cookie/address maps to
