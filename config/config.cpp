@@ -8,14 +8,17 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <initializer_list>
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <span>
 #include <system_error>
+#include <tuple>
 #include <utility>
 
 // Header-only: no link dependency on (or ABI coupling with) Debian's shared libtomlplusplus.
@@ -265,6 +268,61 @@ std::string to_lower(std::string text) {
   return text;
 }
 
+// RFC 9110 tchar: what a cookie name may contain.
+bool is_token_char(char c) {
+  return is_letter(c) || is_digit(c) ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+// A duration in the largest unit that divides it exactly: 90000ms -> "90s", 2h -> "2h".
+std::string format_duration(Duration duration) {
+  auto ms = static_cast<uint64_t>(duration.count() < 0 ? 0 : duration.count());
+  if (ms == 0) return "0s";
+  for (auto it = std::rbegin(kDurationUnits); it != std::rend(kDurationUnits); ++it) {
+    if (ms % it->scale == 0) return std::to_string(ms / it->scale) + std::string(it->name);
+  }
+  return std::to_string(ms) + "ms";  // unreachable: the scale of "ms" is 1
+}
+
+// "200" or "200-399", each code 100..599, low <= high.
+Result<std::pair<int, int>> parse_status_range(std::string_view text) {
+  auto code = [](std::string_view part) -> std::optional<int> {
+    if (part.size() != 3 || !std::all_of(part.begin(), part.end(), is_digit)) return std::nullopt;
+    int value = (part[0] - '0') * 100 + (part[1] - '0') * 10 + (part[2] - '0');
+    if (value < 100 || value > 599) return std::nullopt;
+    return value;
+  };
+  std::size_t dash = text.find('-');
+  auto low = code(text.substr(0, dash));
+  auto high = dash == std::string_view::npos ? low : code(text.substr(dash + 1));
+  if (!low || !high) {
+    return fail("invalid status " + quoted(text) +
+                " (expected a code like \"200\" or a range like \"200-399\", codes 100 to 599)");
+  }
+  if (*low > *high) {
+    return fail("invalid status range " + quoted(text) + ": " + std::to_string(*low) +
+                " is above " + std::to_string(*high));
+  }
+  return std::pair(*low, *high);
+}
+
+std::string_view check_type_name(CheckType type) {
+  switch (type) {
+    case CheckType::postgres:
+      return "postgres";
+    case CheckType::http:
+      return "http";
+    case CheckType::tcp:
+      return "tcp";
+    case CheckType::redis:
+      return "redis";
+  }
+  return "?";
+}
+
+// Socket.IO's defaults: the server pings every 25s and gives the client 20s to answer.
+constexpr Duration kSocketIoHeartbeat = std::chrono::seconds(45);
+
 // "example.com" or "*.example.com"; "" (any host) is handled by the caller.
 bool valid_host_pattern(std::string_view host) {
   if (host.starts_with("*.")) host.remove_prefix(2);
@@ -301,6 +359,7 @@ class Loader {
 
   // Typed values: nullopt once the problem has been reported.
   std::optional<std::string> string_value(const toml::node& node, const std::string& path);
+  std::optional<bool> bool_value(const toml::node& node, const std::string& path);
   std::optional<int64_t> integer_value(const toml::node& node, const std::string& path, int64_t min,
                                        int64_t max);
   std::optional<HostPort> address_value(const toml::node& node, const std::string& path);
@@ -308,13 +367,20 @@ class Loader {
   std::optional<E> choice_value(const toml::node& node, const std::string& path,
                                 Choices<E> choices);
 
-  // Optional fields: `out` keeps its default when the key is absent or invalid.
+  // Optional fields: `out` keeps its default when the key is absent or invalid. Those
+  // returning a node return it only when `out` was set from it (for later positions).
   template <class T>
-  void read_parsed(const Scope& scope, std::string_view key, Result<T> (*parse)(std::string_view),
-                   T& out);
-  void read_duration(const Scope& scope, std::string_view key, Duration& out) {
-    read_parsed(scope, key, parse_duration, out);
+  const toml::node* read_parsed(const Scope& scope, std::string_view key,
+                                Result<T> (*parse)(std::string_view), T& out);
+  const toml::node* read_duration(const Scope& scope, std::string_view key, Duration& out) {
+    return read_parsed(scope, key, parse_duration, out);
   }
+  const toml::node* read_duration_at_least(const Scope& scope, std::string_view key, Duration min,
+                                           Duration& out);
+  const toml::node* read_string(const Scope& scope, std::string_view key, std::string& out);
+  const toml::node* read_bool(const Scope& scope, std::string_view key, bool& out);
+  // A required string that must not be empty.
+  void read_required_string(const Scope& scope, std::string_view key, std::string& out);
   void read_size(const Scope& scope, std::string_view key, std::size_t& out) {
     read_parsed(scope, key, parse_size, out);
   }
@@ -329,6 +395,9 @@ class Loader {
   void load_timeouts(const Scope& timeouts);
   void load_access_log(const Scope& access_log);
   void load_listener(const Scope& listener);
+  ListenerTls load_tls(const Scope& tls);
+  void load_certificates(const toml::node& node, const std::string& path,
+                         std::vector<TlsCertificate>& out);
   void load_admin(const Scope& admin);
   void load_upstream(const Scope& upstream);
   std::string upstream_name(const Scope& upstream);
@@ -337,6 +406,13 @@ class Loader {
   void read_route_host(const Scope& route, std::string& out);
   void read_path_prefix(const Scope& route, std::string& out);
   void read_route_upstream(const Scope& route, std::string& out);
+  void read_sticky_cookie(const Scope& route, std::string& out);
+  void warn_socket_io(const Route& route, const toml::node* sticky, const toml::node* tunnel_idle);
+  void load_check(const Scope& check);
+  std::string check_name(const Scope& check);
+  void load_check_type_keys(const Scope& scope, Check& check);
+  void check_timing(const Scope& scope, const toml::node* interval, const toml::node* timeout,
+                    const Check& check);
   void claim_address(const HostPort& address, const toml::node& at, const std::string& path);
   void require_listener(const toml::table& root);
   void default_route(const toml::table& root);
@@ -349,6 +425,7 @@ class Loader {
   std::map<std::string, toml::source_region, std::less<>> upstream_names_;
   std::set<std::string, std::less<>> upstream_used_;
   std::map<std::string, toml::source_region> bound_addresses_;
+  std::map<std::string, toml::source_region, std::less<>> check_names_;
 };
 
 Diagnostic Loader::diagnostic(const toml::source_region& at, std::string message) const {
@@ -411,6 +488,12 @@ std::optional<std::string> Loader::string_value(const toml::node& node, const st
   return std::nullopt;
 }
 
+std::optional<bool> Loader::bool_value(const toml::node& node, const std::string& path) {
+  if (const auto* value = node.as_boolean()) return value->get();
+  error(node.source(), path + ": expected true or false");
+  return std::nullopt;
+}
+
 std::optional<int64_t> Loader::integer_value(const toml::node& node, const std::string& path,
                                              int64_t min, int64_t max) {
   const auto* value = node.as_integer();
@@ -452,18 +535,62 @@ std::optional<E> Loader::choice_value(const toml::node& node, const std::string&
 }
 
 template <class T>
-void Loader::read_parsed(const Scope& scope, std::string_view key,
-                         Result<T> (*parse)(std::string_view), T& out) {
+const toml::node* Loader::read_parsed(const Scope& scope, std::string_view key,
+                                      Result<T> (*parse)(std::string_view), T& out) {
   const toml::node* node = scope.table.get(key);
+  if (!node) return nullptr;
+  auto text = string_value(*node, scope.path(key));
+  if (!text) return nullptr;
+  auto value = parse(*text);
+  if (!value) {
+    error(node->source(), scope.path(key) + ": " + value.error().message);
+    return nullptr;
+  }
+  out = *value;
+  return node;
+}
+
+const toml::node* Loader::read_duration_at_least(const Scope& scope, std::string_view key,
+                                                 Duration min, Duration& out) {
+  Duration value = out;
+  const toml::node* node = read_duration(scope, key, value);
+  if (!node) return nullptr;
+  if (value < min) {
+    error(node->source(), scope.path(key) + ": must be at least " + format_duration(min));
+    return nullptr;
+  }
+  out = value;
+  return node;
+}
+
+const toml::node* Loader::read_string(const Scope& scope, std::string_view key, std::string& out) {
+  const toml::node* node = scope.table.get(key);
+  if (!node) return nullptr;
+  auto text = string_value(*node, scope.path(key));
+  if (!text) return nullptr;
+  out = std::move(*text);
+  return node;
+}
+
+const toml::node* Loader::read_bool(const Scope& scope, std::string_view key, bool& out) {
+  const toml::node* node = scope.table.get(key);
+  if (!node) return nullptr;
+  auto value = bool_value(*node, scope.path(key));
+  if (!value) return nullptr;
+  out = *value;
+  return node;
+}
+
+void Loader::read_required_string(const Scope& scope, std::string_view key, std::string& out) {
+  const toml::node* node = required(scope, key);
   if (!node) return;
   auto text = string_value(*node, scope.path(key));
   if (!text) return;
-  auto value = parse(*text);
-  if (value) {
-    out = *value;
-  } else {
-    error(node->source(), scope.path(key) + ": " + value.error().message);
+  if (text->empty()) {
+    error(node->source(), scope.path(key) + ": must not be empty");
+    return;
   }
+  out = std::move(*text);
 }
 
 template <class T>
@@ -498,7 +625,7 @@ LoadResult Loader::load(std::string_view document) {
 void Loader::load_root(const toml::table& root) {
   Scope scope{root, ""};
   check_keys(scope, {"server", "limits", "timeouts", "access_log", "listener", "admin", "upstream",
-                     "route"});
+                     "route", "check"});
   if (auto server = table(scope, "server")) load_server(*server);
   if (auto limits = table(scope, "limits")) load_limits(*limits);
   if (auto timeouts = table(scope, "timeouts")) load_timeouts(*timeouts);
@@ -508,6 +635,7 @@ void Loader::load_root(const toml::table& root) {
   // Upstreams before routes, whatever the file order, so routes can be checked against them.
   for (const Scope& upstream : tables(scope, "upstream")) load_upstream(upstream);
   for (const Scope& route : tables(scope, "route")) load_route(route);
+  for (const Scope& check : tables(scope, "check")) load_check(check);
   require_listener(root);
   default_route(root);
   warn_unused_upstreams();
@@ -569,15 +697,79 @@ void Loader::load_access_log(const Scope& access_log) {
 }
 
 void Loader::load_listener(const Scope& listener) {
-  check_keys(listener, {"address"});
-  const toml::node* node = required(listener, "address");
-  if (!node) return;
-  std::string path = listener.path("address");
-  if (auto address = address_value(*node, path)) {
-    claim_address(*address, *node, path);
-    Listener loaded;
-    loaded.address = *address;
-    config_.listeners.push_back(std::move(loaded));
+  check_keys(listener, {"address", "tls", "redirect_to_https", "acme_webroot"});
+  Listener loaded;
+  bool has_address = false;
+  if (const toml::node* node = required(listener, "address")) {
+    std::string path = listener.path("address");
+    if (auto address = address_value(*node, path)) {
+      claim_address(*address, *node, path);
+      loaded.address = *address;
+      has_address = true;
+    }
+  }
+  if (auto tls = table(listener, "tls")) loaded.tls = load_tls(*tls);
+  const toml::node* redirect = read_bool(listener, "redirect_to_https", loaded.redirect_to_https);
+  // Presence, not a successful load: a broken [listener.tls] still makes this an HTTPS one.
+  if (redirect && loaded.redirect_to_https && listener.table.contains("tls")) {
+    error(redirect->source(), listener.path("redirect_to_https") +
+                                  ": not allowed on a listener with [listener.tls] (redirect from "
+                                  "a plain listener, such as port 80)");
+  }
+  const toml::node* webroot = read_string(listener, "acme_webroot", loaded.acme_webroot);
+  if (webroot && !loaded.acme_webroot.empty() && !loaded.redirect_to_https) {
+    warning(webroot->source(),
+            listener.path("acme_webroot") + ": ignored without redirect_to_https = true");
+  }
+  if (has_address) config_.listeners.push_back(std::move(loaded));
+}
+
+ListenerTls Loader::load_tls(const Scope& scope) {
+  check_keys(scope,
+             {"certificates", "min_version", "ciphers", "handshake_timeout", "hsts", "ocsp_file"});
+  ListenerTls tls;
+  if (const toml::node* node = required(scope, "certificates")) {
+    load_certificates(*node, scope.path("certificates"), tls.certificates);
+  }
+  if (const toml::node* node = scope.table.get("min_version")) {
+    Choices<TlsVersion> versions = {{"1.2", TlsVersion::tls1_2}, {"1.3", TlsVersion::tls1_3}};
+    if (node->is_floating_point()) {
+      // min_version = 1.2 is a TOML float, and 1.20 would be the same float.
+      error(node->source(), scope.path("min_version") + ": expected a string (" +
+                                choice_names(versions) + "), not a number");
+    } else if (auto version = choice_value(*node, scope.path("min_version"), versions)) {
+      tls.min_version = *version;
+    }
+  }
+  read_string(scope, "ciphers", tls.ciphers);
+  read_duration(scope, "handshake_timeout", tls.handshake_timeout);
+  Duration hsts{};
+  if (read_duration(scope, "hsts", hsts)) tls.hsts_max_age = hsts;
+  read_string(scope, "ocsp_file", tls.ocsp_file);
+  return tls;
+}
+
+// Inline tables ([ { cert = "...", key = "..." } ]) or [[listener.tls.certificates]].
+void Loader::load_certificates(const toml::node& node, const std::string& path,
+                               std::vector<TlsCertificate>& out) {
+  const toml::array* certificates = node.as_array();
+  if (!certificates) {
+    error(node.source(), path + ": expected an array like [ { cert = \"...\", key = \"...\" } ]");
+    return;
+  }
+  if (certificates->empty()) error(node.source(), path + ": must list at least one certificate");
+  for (const toml::node& element : *certificates) {
+    const toml::table* table = element.as_table();
+    if (!table) {
+      error(element.source(), path + ": expected a table like { cert = \"...\", key = \"...\" }");
+      continue;
+    }
+    Scope scope{*table, path};
+    check_keys(scope, {"cert", "key"});
+    TlsCertificate certificate;
+    read_required_string(scope, "cert", certificate.cert_file);
+    read_required_string(scope, "key", certificate.key_file);
+    out.push_back(std::move(certificate));
   }
 }
 
@@ -603,7 +795,8 @@ void Loader::claim_address(const HostPort& address, const toml::node& at, const 
 }
 
 void Loader::load_upstream(const Scope& scope) {
-  check_keys(scope, {"name", "servers", "balance", "keepalive"});
+  check_keys(scope, {"name", "servers", "balance", "keepalive", "resolve_interval", "panic",
+                     "passive_failures", "passive_cooldown"});
   Upstream upstream;
   upstream.name = upstream_name(scope);
   if (const toml::node* node = required(scope, "servers")) {
@@ -617,6 +810,12 @@ void Loader::load_upstream(const Scope& scope) {
     }
   }
   read_integer(scope, "keepalive", 0, upstream.keepalive);
+  // Faster would be a DNS query storm for no gain: names change on deploys, not per request.
+  read_duration_at_least(scope, "resolve_interval", std::chrono::milliseconds(100),
+                         upstream.resolve_interval);
+  read_bool(scope, "panic", upstream.panic);
+  read_integer(scope, "passive_failures", 0, upstream.passive_failures);
+  read_duration(scope, "passive_cooldown", upstream.passive_cooldown);
   config_.upstreams.push_back(std::move(upstream));
 }
 
@@ -651,11 +850,25 @@ void Loader::load_servers(const toml::node& node, const std::string& path, Upstr
 }
 
 void Loader::load_route(const Scope& scope) {
-  check_keys(scope, {"host", "path_prefix", "upstream"});
+  check_keys(scope, {"host", "path_prefix", "upstream", "sticky", "sticky_cookie", "tunnel_idle"});
   Route route;
   read_route_host(scope, route.host);
   read_path_prefix(scope, route.path_prefix);
   read_route_upstream(scope, route.upstream);
+  const toml::node* sticky = scope.table.get("sticky");
+  if (sticky) {
+    Choices<Sticky> modes = {{"auto", Sticky::automatic},
+                             {"none", Sticky::none},
+                             {"socketio", Sticky::socketio},
+                             {"cookie", Sticky::cookie},
+                             {"ip", Sticky::ip}};
+    auto mode = choice_value(*sticky, scope.path("sticky"), modes);
+    if (mode) route.sticky = *mode;
+    if (!mode) sticky = nullptr;
+  }
+  read_sticky_cookie(scope, route.sticky_cookie);
+  const toml::node* tunnel_idle = read_duration(scope, "tunnel_idle", route.tunnel_idle);
+  warn_socket_io(route, sticky, tunnel_idle);
   config_.routes.push_back(std::move(route));
 }
 
@@ -695,6 +908,205 @@ void Loader::read_route_upstream(const Scope& scope, std::string& out) {
   }
   upstream_used_.insert(*name);
   out = *name;
+}
+
+void Loader::read_sticky_cookie(const Scope& scope, std::string& out) {
+  const toml::node* node = scope.table.get("sticky_cookie");
+  if (!node) return;
+  auto name = string_value(*node, scope.path("sticky_cookie"));
+  if (!name) return;
+  if (name->empty()) {
+    error(node->source(), scope.path("sticky_cookie") + ": must not be empty");
+  } else if (!std::all_of(name->begin(), name->end(), is_token_char)) {
+    error(node->source(), scope.path("sticky_cookie") + ": invalid cookie name " + quoted(*name) +
+                              " (letters, digits and !#$%&'*+-.^_`|~ only)");
+  } else {
+    out = *name;
+  }
+}
+
+// Settings that load fine but break Socket.IO in ways that are hard to trace from the
+// browser. Only what the route states explicitly is judged: the defaults are safe.
+void Loader::warn_socket_io(const Route& route, const toml::node* sticky,
+                            const toml::node* tunnel_idle) {
+  if (!route.path_prefix.starts_with("/socket.io")) return;
+  std::string name = "route " + route.host + route.path_prefix;
+  const Upstream* upstream =
+      route.upstream.empty() ? nullptr : config_.find_upstream(route.upstream);
+  if (sticky && route.sticky == Sticky::none && upstream && upstream->servers.size() > 1) {
+    warning(sticky->source(), name + ": sticky = \"none\" with " +
+                                  std::to_string(upstream->servers.size()) +
+                                  " servers: Socket.IO polling will fail with \"Session ID "
+                                  "unknown\"");
+  }
+  if (tunnel_idle && route.tunnel_idle < kSocketIoHeartbeat) {
+    warning(tunnel_idle->source(),
+            name + ": tunnel_idle = " + quoted(format_duration(route.tunnel_idle)) +
+                " is shorter than Socket.IO's pingInterval+pingTimeout (" +
+                format_duration(kSocketIoHeartbeat) + ")");
+  }
+}
+
+void Loader::load_check(const Scope& scope) {
+  check_keys(scope, {"name", "type", "target", "upstream", "password_file", "query",
+                     "require_primary", "path", "expect_status", "expect_body", "interval",
+                     "timeout", "jitter", "start_period", "rise", "fall", "required"});
+  Check check;
+  check.name = check_name(scope);
+  const toml::node* interval = read_duration(scope, "interval", check.interval);
+  const toml::node* timeout = read_duration(scope, "timeout", check.timeout);
+  read_duration(scope, "jitter", check.jitter);
+  read_duration(scope, "start_period", check.start_period);
+  read_integer(scope, "rise", 1, check.rise);
+  read_integer(scope, "fall", 1, check.fall);
+  read_bool(scope, "required", check.required);
+  // Which other keys are allowed depends on the type; without a valid one, judging them
+  // would only add noise to the error about the type.
+  if (const toml::node* node = required(scope, "type")) {
+    Choices<CheckType> types = {{"postgres", CheckType::postgres},
+                                {"http", CheckType::http},
+                                {"tcp", CheckType::tcp},
+                                {"redis", CheckType::redis}};
+    if (auto type = choice_value(*node, scope.path("type"), types)) {
+      check.type = *type;
+      load_check_type_keys(scope, check);
+    }
+  }
+  check_timing(scope, interval, timeout, check);
+  config_.checks.push_back(std::move(check));
+}
+
+// The name, unique among checks (it is what /readyz and the logs show); "" when invalid.
+std::string Loader::check_name(const Scope& scope) {
+  std::string name;
+  read_required_string(scope, "name", name);
+  if (name.empty()) return "";
+  const toml::node* node = scope.table.get("name");
+  auto [first, inserted] = check_names_.emplace(name, node->source());
+  if (!inserted) {
+    error(node->source(), "check: duplicate name " + quoted(name) + " (first defined at line " +
+                              std::to_string(first->second.begin.line) + ")");
+  }
+  return name;
+}
+
+void Loader::load_check_type_keys(const Scope& scope, Check& check) {
+  using enum CheckType;
+  const CheckType type = check.type;
+  // Keys that only some types take; the switch below reads only the allowed ones.
+  constexpr auto bit = [](CheckType t) { return 1u << static_cast<unsigned>(t); };
+  struct Rule {
+    std::string_view key;
+    unsigned types;  // bit(type) of each type that takes the key
+  };
+  constexpr Rule kRules[] = {{"target", bit(postgres) | bit(tcp) | bit(redis)},
+                             {"upstream", bit(http)},
+                             {"password_file", bit(postgres) | bit(redis)},
+                             {"query", bit(postgres)},
+                             {"require_primary", bit(postgres)},
+                             {"path", bit(http)},
+                             {"expect_status", bit(http)},
+                             {"expect_body", bit(http)}};
+  for (const auto& [key, node] : scope.table) {
+    auto rule = std::find_if(std::begin(kRules), std::end(kRules),
+                             [&](const Rule& r) { return r.key == key.str(); });
+    if (rule == std::end(kRules) || (rule->types & bit(type))) continue;
+    std::string allowed;
+    for (CheckType t : {postgres, http, tcp, redis}) {
+      if (rule->types & bit(t))
+        allowed += (allowed.empty() ? "" : ", ") + quoted(check_type_name(t));
+    }
+    error(key.source(), scope.path(key.str()) + ": not allowed for type " +
+                            quoted(check_type_name(type)) + " (only for " + allowed + ")");
+  }
+  auto needs = [&](std::string_view key) -> const toml::node* {
+    const toml::node* node = scope.table.get(key);
+    if (!node) {
+      error(scope.table.source(), "check: missing required key " + quoted(key) + " for type " +
+                                      quoted(check_type_name(type)));
+    }
+    return node;
+  };
+
+  switch (type) {
+    case postgres:
+      if (const toml::node* node = needs("target")) {
+        if (auto target = string_value(*node, scope.path("target"))) {
+          if (target->empty()) {
+            error(node->source(), scope.path("target") + ": must not be empty");
+          } else {
+            check.target = *target;
+          }
+        }
+      }
+      read_string(scope, "password_file", check.password_file);
+      if (const toml::node* node = read_string(scope, "query", check.query)) {
+        if (check.query.empty()) error(node->source(), scope.path("query") + ": must not be empty");
+      }
+      read_bool(scope, "require_primary", check.require_primary);
+      break;
+    case tcp:
+    case redis:
+      if (const toml::node* node = needs("target")) {
+        if (auto address = address_value(*node, scope.path("target")))
+          check.target = address->text();
+      }
+      if (type == redis) read_string(scope, "password_file", check.password_file);
+      break;
+    case http:
+      if (const toml::node* node = needs("upstream")) {
+        if (auto name = string_value(*node, scope.path("upstream"))) {
+          if (upstream_names_.contains(*name)) {
+            check.upstream = *name;
+          } else {
+            error(node->source(), "check: upstream " + quoted(*name) + " is not defined");
+          }
+        }
+      }
+      if (const toml::node* node = scope.table.get("path")) {
+        if (auto path = string_value(*node, scope.path("path"))) {
+          if (path->starts_with('/')) {
+            check.path = *path;
+          } else {
+            error(node->source(), scope.path("path") + ": must start with \"/\"");
+          }
+        }
+      }
+      if (const toml::node* node = scope.table.get("expect_status")) {
+        std::string path = scope.path("expect_status");
+        if (node->is_integer()) {  // expect_status = 200
+          if (auto code = integer_value(*node, path, 100, 599)) {
+            check.expect_status_min = check.expect_status_max = static_cast<int>(*code);
+          }
+        } else if (auto text = string_value(*node, path)) {
+          if (auto range = parse_status_range(*text)) {
+            std::tie(check.expect_status_min, check.expect_status_max) = *range;
+          } else {
+            error(node->source(), path + ": " + range.error().message);
+          }
+        }
+      }
+      read_string(scope, "expect_body", check.expect_body);
+      break;
+  }
+}
+
+// A probe still running when the next one is due would pile up on a slow dependency.
+void Loader::check_timing(const Scope& scope, const toml::node* interval, const toml::node* timeout,
+                          const Check& check) {
+  if (check.timeout <= Duration::zero()) {
+    error(timeout ? timeout->source() : scope.table.source(),
+          scope.path("timeout") + ": must be greater than 0");
+  } else if (check.timeout >= check.interval) {
+    if (timeout) {
+      error(timeout->source(), scope.path("timeout") + ": must be shorter than interval (" +
+                                   format_duration(check.interval) + ")");
+    } else {
+      error(interval ? interval->source() : scope.table.source(),
+            scope.path("interval") + ": must be longer than timeout (" +
+                format_duration(check.timeout) + ", the default)");
+    }
+  }
 }
 
 // "Absent" rather than "nothing loaded", so a malformed section does not also count as
