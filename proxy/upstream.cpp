@@ -38,6 +38,7 @@ void UpstreamConn::close() {
   if (closing_) return;
   closing_ = true;
   client_ = nullptr;
+  DeferQueue::of(tcp_.loop)->cancel(*this);
   remove_from_pool();
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
 }
@@ -58,8 +59,19 @@ void UpstreamConn::stop_reading() {
 }
 
 int UpstreamConn::write(const uv_buf_t* bufs, unsigned count) {
+  auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
+  // As in the plain transport: the kernel usually takes a request whole at once.
+  if (int rc = try_write_all(stream, bufs, count, rest_); rc != 0) return rc;
+  if (rest_.empty()) {
+    DeferQueue::of(tcp_.loop)->push(*this);
+    return 0;
+  }
   write_req_.data = this;
-  return uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_), bufs, count, on_write);
+  return uv_write(&write_req_, stream, rest_.data(), static_cast<unsigned>(rest_.size()), on_write);
+}
+
+void UpstreamConn::run_deferred() {
+  if (client_) client_->on_upstream_write_done(0);
 }
 
 void UpstreamConn::shutdown_write() {

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "core/defer_queue.hpp"
+
 namespace gh::proxy {
 
 class Worker;
@@ -22,7 +24,7 @@ struct HostState {
   std::vector<UpstreamConn*> idle;  // back = most recently used
 };
 
-class UpstreamConn {
+class UpstreamConn : private Deferred {
  public:
   class Client {
    public:
@@ -61,6 +63,7 @@ class UpstreamConn {
   static void on_write(uv_write_t* req, int status);
   static void on_close(uv_handle_t* h);
   void remove_from_pool();
+  void run_deferred() override;
 
   Worker& worker_;
   HostState& host_;
@@ -69,7 +72,8 @@ class UpstreamConn {
   uv_connect_t connect_req_{};
   uv_write_t write_req_{};
   uv_shutdown_t shutdown_req_{};
-  char idle_byte_[1] = {};  // read target while idle: any byte means "not reusable"
+  std::vector<uv_buf_t> rest_;  // the part of a write uv_try_write left over
+  char idle_byte_[1] = {};      // read target while idle: any byte means "not reusable"
   unsigned exchanges_ = 0;
   std::uint64_t idle_since_ = 0;
   bool closing_ = false;

@@ -34,6 +34,7 @@ Worker::Worker(unsigned index, std::vector<int> listen_fds, SnapshotPtr snapshot
       buffers_(buffer_size_for(*snapshot->config)) {
   uv_loop_init(&loop_);
   posts_.init(&loop_);
+  deferred_.init(&loop_);
   uv_timer_init(&loop_, &tick_);
   tick_.data = this;
   adopt_snapshot(std::move(snapshot));
@@ -183,6 +184,7 @@ void Worker::maybe_stop() {
   stopping_ = true;
   close_idle_upstreams(true);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+  deferred_.close();
   posts_.close();
 }
 

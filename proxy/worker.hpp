@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/byte_buffer.hpp"
+#include "core/defer_queue.hpp"
 #include "core/post_queue.hpp"
 #include "proxy/affinity.hpp"
 #include "proxy/balancer.hpp"
@@ -87,6 +88,7 @@ class Worker {
   WorkerHooks hooks_;
   uv_loop_t loop_{};
   PostQueue posts_;
+  DeferQueue deferred_;  // write completions without a uv_write request
   uv_timer_t tick_{};
   std::vector<std::unique_ptr<uv_tcp_t>> listeners_;
   BufferPool buffers_;

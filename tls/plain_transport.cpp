@@ -1,13 +1,16 @@
 // Plain TCP transport: a thin owner of one uv_tcp_t.
 #include <netinet/in.h>
 
+#include <vector>
+
+#include "core/defer_queue.hpp"
 #include "core/log.hpp"
 #include "tls/transport.hpp"
 
 namespace gh::tls {
 namespace {
 
-class PlainTransport final : public Transport {
+class PlainTransport final : public Transport, private Deferred {
  public:
   PlainTransport(uv_loop_t* loop, Events& events) : events_(events) {
     uv_tcp_init(loop, &tcp_);
@@ -23,7 +26,17 @@ class PlainTransport final : public Transport {
   int start_reading() override { return uv_read_start(stream(), on_alloc, on_read); }
   void stop_reading() override { uv_read_stop(stream()); }
 
+  // Tries the write at once; whatever the kernel did not take goes through uv_write.
   int write(const uv_buf_t* bufs, unsigned count) override {
+    if (DeferQueue* queue = DeferQueue::of(tcp_.loop)) {
+      if (int rc = try_write_all(stream(), bufs, count, rest_); rc != 0) return rc;
+      if (rest_.empty()) {
+        queue->push(*this);
+        return 0;
+      }
+      bufs = rest_.data();
+      count = static_cast<unsigned>(rest_.size());
+    }
     write_req_.data = this;
     return uv_write(&write_req_, stream(), bufs, count, on_write);
   }
@@ -35,6 +48,7 @@ class PlainTransport final : public Transport {
 
   void close() override {
     if (uv_is_closing(handle())) return;
+    if (DeferQueue* queue = DeferQueue::of(tcp_.loop)) queue->cancel(*this);
     uv_close(handle(),
              [](uv_handle_t* h) { static_cast<PlainTransport*>(h->data)->events_.on_closed(); });
   }
@@ -71,6 +85,8 @@ class PlainTransport final : public Transport {
     }
   }
 
+  void run_deferred() override { events_.on_write_done(0); }
+
   static void on_write(uv_write_t* req, int status) {
     static_cast<PlainTransport*>(req->data)->events_.on_write_done(status);
   }
@@ -79,6 +95,7 @@ class PlainTransport final : public Transport {
   uv_tcp_t tcp_{};
   uv_write_t write_req_{};
   uv_shutdown_t shutdown_req_{};
+  std::vector<uv_buf_t> rest_;  // the part of a write uv_try_write left over
 };
 
 }  // namespace
