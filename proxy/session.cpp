@@ -1,5 +1,7 @@
 #include "proxy/session.hpp"
 
+#include <fcntl.h>
+
 #include <cstring>
 #include <ctime>
 
@@ -38,7 +40,8 @@ Session::Session(Worker& worker, SnapshotPtr snapshot)
 
 Session::~Session() = default;
 
-void Session::start(uv_stream_t* listener, bool over_limit) {
+void Session::start(uv_stream_t* listener, std::size_t listener_index, bool over_limit) {
+  listener_index_ = listener_index;
   down_ = tls::accept_plain(worker_.loop(), listener, *this);
   ++open_handles_;
   client_ip_ = down_->peer_ip();
@@ -56,8 +59,7 @@ void Session::drain() {
 }
 
 void Session::close() {
-  if (phase_ == Phase::closing && open_handles_ < 3) return;
-  if (uv_is_closing(as_handle(&client_timer_))) return;
+  if (uv_is_closing(as_handle(&client_timer_))) return;  // already closing
   phase_ = Phase::closing;
   release_upstream(false);
   uv_close(as_handle(&client_timer_),
@@ -207,6 +209,7 @@ void Session::start_exchange(std::size_t head_length, bool message_complete) {
     return fail(413, "request body too large");
   }
   normalize_host(request_.host, host_);
+  if (answer_redirect_listener()) return;
   auto target = snapshot_->router.match(host_, head.target);
   if (!target) return fail(404, "no route for this host and path");
   route_ = *target;
@@ -289,6 +292,100 @@ void Session::on_upstream_write_done(int status) {
   pump_request_body();
   update_client_reads();
   maybe_finish_exchange();
+}
+
+// ---- HTTPS redirect and ACME challenges ----------------------------------------------
+
+namespace {
+constexpr std::string_view kAcmePrefix = "/.well-known/acme-challenge/";
+constexpr std::size_t kAcmeMaxBytes = 64 * 1024;
+
+// ACME tokens are base64url: anything else (slashes, dots) could escape the webroot.
+bool is_acme_token(std::string_view token) {
+  if (token.empty() || token.size() > 256) return false;
+  for (char c : token) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_';
+    if (!ok) return false;
+  }
+  return true;
+}
+}  // namespace
+
+// True when the request was answered here: 301 to https, or an ACME challenge file.
+bool Session::answer_redirect_listener() {
+  if (listener_index_ >= config().listeners.size()) return false;
+  const config::Listener& listener = config().listeners[listener_index_];
+  if (!listener.redirect_to_https) return false;
+  const std::string_view target = request_parser_.head().target;
+  const std::string_view path = target.substr(0, target.find('?'));
+  if (!listener.acme_webroot.empty() && path.starts_with(kAcmePrefix)) {
+    std::string_view token = path.substr(kAcmePrefix.size());
+    if (!is_acme_token(token)) {
+      respond_local(404, "not found\n");
+    } else {
+      serve_acme_challenge(token);
+    }
+    return true;
+  }
+  if (host_.empty()) {
+    respond_local(400, "a redirect to https needs a Host header\n");
+    return true;
+  }
+  const std::string location = "Location: https://" + host_ + std::string(target) + "\r\n";
+  respond_local(301, "moved to https\n", location);
+  return true;
+}
+
+void Session::serve_acme_challenge(std::string_view token) {
+  const std::string path = config().listeners[listener_index_].acme_webroot +
+                           std::string(kAcmePrefix) + std::string(token);
+  ++open_handles_;  // the file request keeps the session alive until it calls back
+  fs_req_.data = this;
+  if (uv_fs_open(worker_.loop(), &fs_req_, path.c_str(), O_RDONLY | O_CLOEXEC, 0, on_acme_open) !=
+      0) {
+    uv_fs_req_cleanup(&fs_req_);
+    --open_handles_;
+    respond_local(404, "not found\n");
+  }
+}
+
+void Session::on_acme_open(uv_fs_t* req) {
+  auto* self = static_cast<Session*>(req->data);
+  const auto fd = static_cast<uv_file>(req->result);
+  uv_fs_req_cleanup(req);
+  if (fd < 0) {
+    if (self->phase_ != Phase::closing) self->respond_local(404, "not found\n");
+    return self->handle_closed();
+  }
+  self->acme_file_ = fd;
+  self->acme_body_.resize(kAcmeMaxBytes);
+  uv_buf_t buf = uv_buf_init(self->acme_body_.data(), static_cast<unsigned>(kAcmeMaxBytes));
+  if (uv_fs_read(req->loop, req, fd, &buf, 1, 0, on_acme_read) != 0) {
+    self->acme_body_.clear();
+    uv_fs_close(req->loop, req, fd, on_acme_closed);
+  }
+}
+
+void Session::on_acme_read(uv_fs_t* req) {
+  auto* self = static_cast<Session*>(req->data);
+  self->acme_body_.resize(req->result > 0 ? static_cast<std::size_t>(req->result) : 0);
+  uv_fs_req_cleanup(req);
+  uv_fs_close(req->loop, req, self->acme_file_, on_acme_closed);
+}
+
+void Session::on_acme_closed(uv_fs_t* req) {
+  auto* self = static_cast<Session*>(req->data);
+  uv_fs_req_cleanup(req);
+  self->acme_file_ = -1;
+  if (self->phase_ != Phase::closing) {
+    if (self->acme_body_.empty()) {
+      self->respond_local(404, "not found\n");
+    } else {
+      self->respond_local(200, self->acme_body_);
+    }
+  }
+  self->handle_closed();
 }
 
 // ---- upstream selection ----------------------------------------------------------

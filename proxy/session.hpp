@@ -41,7 +41,7 @@ class Session final : private tls::Transport::Events, private UpstreamConn::Clie
   Session& operator=(const Session&) = delete;
 
   // Accepts from `listener`; a session over the worker's connection limit answers 503.
-  void start(uv_stream_t* listener, bool over_limit);
+  void start(uv_stream_t* listener, std::size_t listener_index, bool over_limit);
   void drain();  // close when idle; answer the exchange in flight with Connection: close
   void close();  // now; idempotent
 
@@ -68,6 +68,13 @@ class Session final : private tls::Transport::Events, private UpstreamConn::Clie
   void start_exchange(std::size_t head_length, bool message_complete);
   void pump_request_body();
   void flush_to_upstream();
+
+  // Plain listeners that redirect to HTTPS (and serve ACME http-01 challenges).
+  bool answer_redirect_listener();
+  void serve_acme_challenge(std::string_view token);
+  static void on_acme_open(uv_fs_t* req);
+  static void on_acme_read(uv_fs_t* req);
+  static void on_acme_closed(uv_fs_t* req);
 
   // Upstream selection.
   void choose_affinity();
@@ -112,6 +119,7 @@ class Session final : private tls::Transport::Events, private UpstreamConn::Clie
 
   Worker& worker_;
   SnapshotPtr snapshot_;
+  std::size_t listener_index_ = 0;
   std::unique_ptr<tls::Transport> down_;
   uv_timer_t client_timer_{};
   uv_timer_t upstream_timer_{};
@@ -167,6 +175,11 @@ class Session final : private tls::Transport::Events, private UpstreamConn::Clie
   bool response_head_done_ = false;
   bool response_started_ = false;  // bytes of a response went to the client
   bool response_complete_ = false;
+
+  // ACME challenge file, read asynchronously (never a blocking file call on the loop).
+  uv_fs_t fs_req_{};
+  uv_file acme_file_ = -1;
+  std::string acme_body_;
 
   // Access log.
   std::string log_request_;  // "GET /path HTTP/1.1"

@@ -102,27 +102,31 @@ void Worker::adopt_snapshot(SnapshotPtr snapshot) {
 }
 
 void Worker::start_listening() {
-  for (int fd : listen_fds_) {
-    auto tcp = std::make_unique<uv_tcp_t>();
-    uv_tcp_init(&loop_, tcp.get());
-    tcp->data = this;
-    int rc = uv_tcp_open(tcp.get(), fd);
-    if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(tcp.get()), 1024, on_connection);
+  for (std::size_t i = 0; i < listen_fds_.size(); ++i) {
+    auto listening = std::make_unique<Listening>();
+    listening->worker = this;
+    listening->index = i;
+    uv_tcp_init(&loop_, &listening->tcp);
+    listening->tcp.data = listening.get();
+    int rc = uv_tcp_open(&listening->tcp, listen_fds_[i]);
+    auto* stream = reinterpret_cast<uv_stream_t*>(&listening->tcp);
+    if (rc == 0) rc = uv_listen(stream, 1024, on_connection);
     if (rc != 0) GH_LOG_ERROR("worker %u: cannot listen: %s", index_, uv_strerror(rc));
-    listeners_.push_back(std::move(tcp));
+    listeners_.push_back(std::move(listening));
   }
   listen_fds_.clear();  // the handles own the descriptors now
 }
 
 void Worker::stop_listening() {
-  for (auto& tcp : listeners_) {
-    auto* handle = reinterpret_cast<uv_handle_t*>(tcp.get());
+  for (auto& listening : listeners_) {
+    auto* handle = reinterpret_cast<uv_handle_t*>(&listening->tcp);
     if (!uv_is_closing(handle)) uv_close(handle, nullptr);
   }
 }
 
 void Worker::on_connection(uv_stream_t* listener, int status) {
-  auto* self = static_cast<Worker*>(listener->data);
+  auto* listening = static_cast<Listening*>(listener->data);
+  Worker* self = listening->worker;
   if (status < 0) {
     GH_LOG_WARN("accept: %s", uv_strerror(status));
     return;
@@ -131,7 +135,7 @@ void Worker::on_connection(uv_stream_t* listener, int status) {
   Session* raw = session.get();
   self->sessions_.emplace(raw, std::move(session));
   bool over_limit = self->sessions_.size() > self->snapshot_->config->server.max_connections;
-  raw->start(listener, over_limit);
+  raw->start(listener, listening->index, over_limit);
 }
 
 void Worker::forget(Session* session) {

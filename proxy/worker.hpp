@@ -90,7 +90,12 @@ class Worker {
   PostQueue posts_;
   DeferQueue deferred_;  // write completions without a uv_write request
   uv_timer_t tick_{};
-  std::vector<std::unique_ptr<uv_tcp_t>> listeners_;
+  struct Listening {
+    uv_tcp_t tcp{};
+    Worker* worker = nullptr;
+    std::size_t index = 0;  // into Config::listeners
+  };
+  std::vector<std::unique_ptr<Listening>> listeners_;
   BufferPool buffers_;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
   std::unordered_map<UpstreamConn*, std::unique_ptr<UpstreamConn>> upstream_conns_;
