@@ -17,7 +17,8 @@ std::size_t pick_among(const health::HostSet& set, std::span<const HostLoad> loa
   std::size_t best = kNoHost;
   for (std::size_t step = 0; step < n; ++step) {
     std::size_t i = (cursor + step) % n;
-    if (was_tried(tried, i) || (healthy_only && !set.hosts[i].healthy)) continue;
+    const bool healthy = set.hosts[i].healthy && !(i < loads.size() && loads[i].passive_down);
+    if (was_tried(tried, i) || (healthy_only && !healthy)) continue;
     if (set.balance == config::Balance::round_robin) {
       best = i;
       break;
@@ -31,10 +32,11 @@ std::size_t pick_among(const health::HostSet& set, std::span<const HostLoad> loa
 }  // namespace
 
 std::size_t pick_host(const health::HostSet& set, std::span<const HostLoad> loads,
-                      std::uint64_t tried, unsigned& cursor) {
+                      std::uint64_t tried, unsigned& cursor, bool panic) {
   if (set.hosts.empty()) return kNoHost;
   std::size_t host = pick_among(set, loads, tried, cursor, true);
-  return host != kNoHost ? host : pick_among(set, loads, tried, cursor, false);
+  if (host != kNoHost || !panic) return host;
+  return pick_among(set, loads, tried, cursor, false);
 }
 
 }  // namespace gh::proxy

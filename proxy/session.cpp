@@ -444,19 +444,26 @@ void Session::connect_upstream() {
   // (a reload during a retry is rare: balance without load data then).
   Worker::GroupState* group =
       worker_.snapshot() == snapshot_ ? &worker_.group(route_.upstream) : nullptr;
+  const config::Upstream& upstream_config = config().upstreams[route_.upstream];
   unsigned spare_cursor = 0;
   if (group) {
+    const std::uint64_t now = worker_.now_ms();
+    // Like nginx's max_fails, passive health never takes out the only host.
+    const bool passive = upstream_config.passive_failures > 0 && group->hosts.size() > 1;
     for (std::size_t i = 0; i < group->hosts.size(); ++i) {
       group->loads[i].active = group->hosts[i]->active;
+      group->loads[i].passive_down = passive && group->hosts[i]->down_until_ms > now;
     }
   }
   const bool pinned_untried = pinned_host_ < set.hosts.size() &&
                               (pinned_host_ >= 64 || !((tried_hosts_ >> pinned_host_) & 1u));
-  host_index_ = pinned_untried ? pinned_host_
-                               : pick_host(set,
-                                           group ? std::span<const HostLoad>(group->loads)
-                                                 : std::span<const HostLoad>(),
-                                           tried_hosts_, group ? group->cursor : spare_cursor);
+  host_index_ =
+      pinned_untried
+          ? pinned_host_
+          : pick_host(set,
+                      group ? std::span<const HostLoad>(group->loads) : std::span<const HostLoad>(),
+                      tried_hosts_, group ? group->cursor : spare_cursor, upstream_config.panic);
+  if (host_index_ == kNoHost && tried_hosts_ == 0) return fail(503, "no healthy upstream server");
   if (host_index_ == kNoHost) return fail(502, "no upstream server could be reached");
   if (host_index_ < 64) tried_hosts_ |= std::uint64_t{1} << host_index_;
 
@@ -495,6 +502,7 @@ void Session::upstream_connect_failed(const char* why) {
   const std::string label = upstream_ ? upstream_->host().label : std::string("?");
   GH_LOG_WARN("upstream %s (%s): %s", label.c_str(), host_set_->group.c_str(), why);
   const bool was_reused = upstream_ && upstream_->reused();
+  if (upstream_ && !was_reused) record_passive_health(upstream_->host(), false);
   release_upstream(false);
   // Only a request whose body never left can be sent again.
   if (request_body_pumped_) return fail(502, "upstream connection failed");
@@ -504,6 +512,21 @@ void Session::upstream_connect_failed(const char* why) {
     if (host_index_ < 64) tried_hosts_ &= ~(std::uint64_t{1} << host_index_);
   }
   connect_upstream();
+}
+
+void Session::record_passive_health(HostState& host, bool ok) {
+  if (ok) {
+    host.failures = 0;
+    return;
+  }
+  const config::Upstream& upstream = config().upstreams[route_.upstream];
+  if (upstream.passive_failures == 0 || ++host.failures < upstream.passive_failures) return;
+  host.failures = 0;
+  host.down_until_ms =
+      worker_.now_ms() + static_cast<std::uint64_t>(upstream.passive_cooldown.count());
+  GH_LOG_WARN("upstream %s (%s): out of rotation for %lld ms after %u failures", host.label.c_str(),
+              upstream.name.c_str(), static_cast<long long>(upstream.passive_cooldown.count()),
+              upstream.passive_failures);
 }
 
 void Session::release_upstream(bool reusable) {
@@ -567,6 +590,7 @@ bool Session::process_response_head() {
   HeadScan scan = http::scan_head({out_.begin_ptr(), out_.pending()}, HeadKind::response,
                                   snapshot_->head_limits);
   if (scan.state == HeadScan::State::invalid) {
+    if (upstream_) record_passive_health(upstream_->host(), false);
     fail(502, scan.error.reason);
     return false;
   }
@@ -591,6 +615,7 @@ bool Session::process_response_head() {
   }
   const http::MessageHead& head = response_parser_.head();
   const int client_minor = request_parser_.head().version_minor;
+  if (upstream_) record_passive_health(upstream_->host(), true);
   std::string& scratch = to_client_.scratch();
   std::size_t mark = to_client_.mark();
   if (head.status == 101) {

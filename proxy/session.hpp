@@ -82,6 +82,7 @@ class Session final : private tls::Transport::Events, private UpstreamConn::Clie
   void connect_upstream();
   void upstream_connect_failed(const char* why);
   void release_upstream(bool reusable);
+  void record_passive_health(HostState& host, bool ok);
 
   // Response path.
   void process_response();

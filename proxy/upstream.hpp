@@ -22,6 +22,10 @@ struct HostState {
   std::string label;
   unsigned active = 0;
   std::vector<UpstreamConn*> idle;  // back = most recently used
+  // Passive health, per worker: consecutive connect failures/502s, and until when the
+  // host stays out of rotation after too many.
+  unsigned failures = 0;
+  std::uint64_t down_until_ms = 0;
 };
 
 class UpstreamConn : private Deferred {
