@@ -524,6 +524,7 @@ void Session::record_passive_health(HostState& host, bool ok) {
   host.failures = 0;
   host.down_until_ms =
       worker_.now_ms() + static_cast<std::uint64_t>(upstream.passive_cooldown.count());
+  worker_.sids().forget_host(host.label);  // its Socket.IO sessions re-handshake elsewhere
   GH_LOG_WARN("upstream %s (%s): out of rotation for %lld ms after %u failures", host.label.c_str(),
               upstream.name.c_str(), static_cast<long long>(upstream.passive_cooldown.count()),
               upstream.passive_failures);
