@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "core/log.hpp"
 #include "core/post_queue.hpp"
 #include "proxy/admin.hpp"
+#include "proxy/certificates.hpp"
 #include "proxy/listen_socket.hpp"
 #include "proxy/worker.hpp"
 
@@ -29,14 +31,23 @@ void log_diagnostics(const config::LoadResult& result, const char* prefix) {
   for (const auto& d : result.errors) GH_LOG_ERROR("%s%s", prefix, d.text().c_str());
 }
 
-SnapshotPtr build_snapshot(std::shared_ptr<const config::Config> config, unsigned generation) {
+std::vector<health::HostSetPtr> resolve_all(const config::Config& config) {
   std::vector<health::HostSetPtr> groups;
   std::vector<std::string> warnings;
-  for (const config::Upstream& upstream : config->upstreams) {
+  for (const config::Upstream& upstream : config.upstreams) {
     groups.push_back(health::resolve_upstream(upstream, warnings));
   }
   for (const std::string& w : warnings) GH_LOG_WARN("%s", w.c_str());
-  return std::make_shared<const Snapshot>(std::move(config), std::move(groups), generation);
+  return groups;
+}
+
+void log_tls(const Snapshot::TlsContexts& contexts, const config::Config& config) {
+  for (std::size_t i = 0; i < contexts.size(); ++i) {
+    if (contexts[i]) {
+      GH_LOG_INFO("listener %s: TLS for %s", config.listeners[i].address.text().c_str(),
+                  contexts[i]->describe().c_str());
+    }
+  }
 }
 
 std::uint64_t monotonic_ms() {
@@ -55,7 +66,21 @@ class Control {
     log_diagnostics(loaded, "");
     if (!loaded.config) return 1;
     auto config = std::make_shared<const config::Config>(std::move(*loaded.config));
-    snapshot_ = build_snapshot(config, 1);
+    auto keys = tls::TicketKeys::generate();
+    if (!keys) {
+      GH_LOG_ERROR("TLS session ticket keys: %s", keys.error().message.c_str());
+      return 1;
+    }
+    ticket_keys_ = std::move(*keys);
+    auto contexts = build_tls_contexts(*config, *ticket_keys_);
+    if (!contexts) {
+      GH_LOG_ERROR("%s", contexts.error().message.c_str());
+      return 1;
+    }
+    tls_ = std::move(*contexts);
+    log_tls(tls_, *config);
+    host_sets_ = resolve_all(*config);
+    publish(config, 1);
     unsigned workers =
         config->server.workers ? config->server.workers : std::thread::hardware_concurrency();
     workers = std::max(1u, workers);
@@ -88,6 +113,8 @@ class Control {
     for (const BoundListener& b : bound) listener_addresses_.push_back(b.address);
     start_workers(bound, workers);
     watch_signals();
+    cert_watcher_ = std::make_unique<CertificateWatcher>(&loop_, [this] { reload_certificates(); });
+    cert_watcher_->watch(*config);
     write_ready_file();
     GH_LOG_INFO("gatehouse listening on %s with %u workers (config %s)",
                 listener_addresses_[0].c_str(), workers, config->source.c_str());
@@ -99,6 +126,27 @@ class Control {
   }
 
  private:
+  // A new snapshot from the current ingredients, to every worker.
+  void publish(std::shared_ptr<const config::Config> config, unsigned generation) {
+    snapshot_ = std::make_shared<const Snapshot>(std::move(config), host_sets_, tls_, generation);
+    for (auto& w : workers_) w->publish(snapshot_);
+  }
+
+  // Certificate files changed on disk: new handshakes use the new ones, established
+  // connections keep theirs. A bad new pair is refused and the old one stays.
+  void reload_certificates() {
+    auto contexts = build_tls_contexts(*snapshot_->config, *ticket_keys_);
+    if (!contexts) {
+      GH_LOG_ERROR("certificates changed but were refused, keeping the old ones: %s",
+                   contexts.error().message.c_str());
+      return;
+    }
+    tls_ = std::move(*contexts);
+    publish(snapshot_->config, snapshot_->generation);
+    GH_LOG_INFO("certificates reloaded");
+    log_tls(tls_, *snapshot_->config);
+  }
+
   void start_workers(const std::vector<BoundListener>& bound, unsigned count) {
     for (unsigned i = 0; i < count; ++i) {
       std::vector<int> fds;
@@ -152,14 +200,22 @@ class Control {
       return;
     }
     auto config = std::make_shared<const config::Config>(std::move(*loaded.config));
+    auto contexts = build_tls_contexts(*config, *ticket_keys_);
+    if (!contexts) {
+      GH_LOG_ERROR("reload failed: %s; keeping the running config (generation %u)",
+                   contexts.error().message.c_str(), snapshot_->generation);
+      return;
+    }
     if (config->listeners.size() != snapshot_->config->listeners.size() ||
         !std::equal(config->listeners.begin(), config->listeners.end(),
                     snapshot_->config->listeners.begin(),
                     [](const auto& a, const auto& b) { return a.address == b.address; })) {
       GH_LOG_WARN("reload: listener changes take effect only after a restart");
     }
-    snapshot_ = build_snapshot(config, snapshot_->generation + 1);
-    for (auto& w : workers_) w->publish(snapshot_);
+    tls_ = std::move(*contexts);
+    host_sets_ = resolve_all(*config);
+    cert_watcher_->watch(*config);
+    publish(config, snapshot_->generation + 1);
     write_ready_file();
     GH_LOG_INFO("config reloaded (generation %u)", snapshot_->generation);
   }
@@ -188,6 +244,7 @@ class Control {
       uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&sid_expiry_), nullptr);
+    cert_watcher_->close();
     if (admin_) admin_->close();
     posts_.close();
   }
@@ -231,6 +288,12 @@ class Control {
   SidTable sids_;  // Engine.IO sessions -> host, shared by the workers
   uv_timer_t sid_expiry_{};
   std::vector<std::unique_ptr<Worker>> workers_;
+  // Snapshot ingredients: what publish() combines.
+  std::optional<tls::TicketKeys> ticket_keys_;  // one set for every context: resumption
+                                                // works on any worker and across reloads
+  Snapshot::TlsContexts tls_;
+  std::vector<health::HostSetPtr> host_sets_;
+  std::unique_ptr<CertificateWatcher> cert_watcher_;
   SnapshotPtr snapshot_;
   std::vector<std::string> listener_addresses_;
   std::string admin_address_;

@@ -42,7 +42,12 @@ Session::~Session() = default;
 
 void Session::start(uv_stream_t* listener, std::size_t listener_index, bool over_limit) {
   listener_index_ = listener_index;
-  down_ = tls::accept_plain(worker_.loop(), listener, *this);
+  const auto& contexts = snapshot_->tls;
+  if (listener_index < contexts.size() && contexts[listener_index]) {
+    down_ = tls::accept_tls(worker_.loop(), listener, *this, contexts[listener_index]);
+  } else {
+    down_ = tls::accept_plain(worker_.loop(), listener, *this);
+  }
   ++open_handles_;
   client_ip_ = down_->peer_ip();
   if (over_limit) {
@@ -656,6 +661,7 @@ bool Session::process_response_head() {
     extra = "Set-Cookie: " + route.sticky_cookie + "=" + affinity_cookie_value(upstream_label_) +
             "; Path=/; HttpOnly; SameSite=Lax" + (down_->secure() ? "; Secure" : "") + "\r\n";
   }
+  append_hsts(extra);
   write_client_response(head, response_parser_.reason(), response_, client_framing_, keep_alive,
                         client_minor, scratch, extra);
   to_client_.add_scratch_since(mark);
@@ -666,6 +672,18 @@ bool Session::process_response_head() {
   out_.consume(scan.length);
   if (step.outcome == http::HttpParser::Outcome::message_complete) response_complete_ = true;
   return true;
+}
+
+// Strict-Transport-Security on TLS listeners that ask for it (unless the app set one).
+void Session::append_hsts(std::string& headers) const {
+  if (!down_->secure() || listener_index_ >= config().listeners.size()) return;
+  const auto& tls = config().listeners[listener_index_].tls;
+  if (!tls || !tls->hsts_max_age) return;
+  for (const http::Header& h : response_parser_.head().headers) {
+    if (http::iequals(h.name, "strict-transport-security")) return;
+  }
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(*tls->hsts_max_age).count();
+  headers += "Strict-Transport-Security: max-age=" + std::to_string(seconds) + "\r\n";
 }
 
 void Session::ResponseBody::on_body(const char* data, std::size_t length) {

@@ -11,13 +11,20 @@
 #include "core/http_head.hpp"
 #include "health/host_set.hpp"
 #include "proxy/router.hpp"
+#include "tls/context.hpp"
 
 namespace gh::proxy {
 
 struct Snapshot {
+  using TlsContexts = std::vector<std::shared_ptr<const tls::ServerContext>>;
+
   Snapshot(std::shared_ptr<const config::Config> cfg, std::vector<health::HostSetPtr> host_sets,
-           unsigned gen)
-      : config(std::move(cfg)), router(*config), groups(std::move(host_sets)), generation(gen) {
+           TlsContexts tls_contexts, unsigned gen)
+      : config(std::move(cfg)),
+        router(*config),
+        groups(std::move(host_sets)),
+        tls(std::move(tls_contexts)),
+        generation(gen) {
     head_limits.request_line = config->limits.request_line;
     head_limits.header_bytes = config->limits.header_bytes;
     head_limits.header_count = config->limits.header_count;
@@ -26,6 +33,7 @@ struct Snapshot {
   std::shared_ptr<const config::Config> config;
   Router router;
   std::vector<health::HostSetPtr> groups;  // same order as config->upstreams
+  TlsContexts tls;                         // per listener; null for plain ones
   http::HeadLimits head_limits;
   unsigned generation;
 };

@@ -1,5 +1,5 @@
-// Transport: the byte stream under a downstream connection. Plain TCP today; TLS (an
-// SSL object over memory BIOs on the same TCP handle) plugs in behind the same
+// Transport: the byte stream under a downstream connection. Plain TCP, or TLS (an SSL
+// object over an in-memory BIO on the same kind of TCP handle) behind the same
 // interface, so HTTP proxying and tunnels are written once.
 //
 // Contract (loop thread only):
@@ -18,6 +18,8 @@
 #include <string>
 
 namespace gh::tls {
+
+class ServerContext;
 
 class Transport {
  public:
@@ -44,8 +46,26 @@ class Transport {
 };
 
 // Accepts a pending connection from `listener` into a new plain TCP transport.
-// Returns nullptr (connection refused by the kernel side) on failure.
+// A transport comes back even when uv_accept fails (the failure is logged); its reads and
+// writes then fail, and the owner closes it as usual.
 std::unique_ptr<Transport> accept_plain(uv_loop_t* loop, uv_stream_t* listener,
                                         Transport::Events& events);
+
+// Accepts a pending connection from `listener` into a TLS transport (tls_transport.cpp)
+// using `context` (non-null; the transport keeps it alive). The handshake starts at once
+// and reads run until it completes, whether or not the owner reads; it must finish within
+// context->handshake_timeout() (0 = no limit), else the owner gets
+// on_read_end(UV_ETIMEDOUT). Writes made before then are encrypted once it completes.
+// Beyond the contract above:
+// - handshake failures, fatal alerts and TLS errors are logged at info level and reported
+//   as on_read_end(error) (plus on_write_done(error) for a write in flight);
+// - the peer's close_notify, or a TCP EOF after the handshake, is on_read_end(UV_EOF);
+// - shutdown_write() sends close_notify and then the TCP FIN, after pending writes;
+// - after close(), no callback but on_closed() is made.
+// Like accept_plain, a transport comes back even when accept fails; its start_reading()
+// and write() then return the error.
+std::unique_ptr<Transport> accept_tls(uv_loop_t* loop, uv_stream_t* listener,
+                                      Transport::Events& events,
+                                      std::shared_ptr<const ServerContext> context);
 
 }  // namespace gh::tls

@@ -1,0 +1,455 @@
+// ServerContext and TicketKeys: loading, validating and configuring TLS certificates.
+#include "tls/context.hpp"
+
+#include <openssl/ocsp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <ctime>
+#include <optional>
+#include <system_error>
+
+namespace gh::tls {
+namespace {
+
+using OcspResponsePtr =
+    std::unique_ptr<OCSP_RESPONSE, OpenSslDeleter<OCSP_RESPONSE, OCSP_RESPONSE_free>>;
+using OcspBasicPtr =
+    std::unique_ptr<OCSP_BASICRESP, OpenSslDeleter<OCSP_BASICRESP, OCSP_BASICRESP_free>>;
+using OcspCertIdPtr = std::unique_ptr<OCSP_CERTID, OpenSslDeleter<OCSP_CERTID, OCSP_CERTID_free>>;
+using GeneralNamesPtr =
+    std::unique_ptr<GENERAL_NAMES, OpenSslDeleter<GENERAL_NAMES, GENERAL_NAMES_free>>;
+
+// Mozilla "intermediate" (v5.7) TLS 1.2 suites; TLS 1.3 suites are OpenSSL's defaults.
+constexpr const char* kIntermediateCiphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+constexpr const char* kGroups = "X25519:prime256v1:secp384r1";
+constexpr unsigned char kSessionIdContext[] = {'g', 'a', 't', 'e', 'h', 'o', 'u', 's', 'e'};
+constexpr unsigned char kAlpnHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+constexpr std::size_t kMaxFileSize = 1024 * 1024;
+
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+
+// File contents that are wiped when dropped (private keys pass through here).
+struct FileBytes {
+  std::string data;
+  FileBytes() = default;
+  FileBytes(FileBytes&&) = default;
+  ~FileBytes() { OPENSSL_cleanse(data.data(), data.size()); }
+};
+
+std::string errno_text(int error) {
+  return std::error_code(error, std::generic_category()).message();
+}
+
+Result<FileBytes> read_file(const std::string& path) {
+  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
+  if (!file) return fail(path + ": cannot read: " + errno_text(errno));
+  FileBytes bytes;
+  char chunk[4096];
+  while (std::size_t n = std::fread(chunk, 1, sizeof chunk, file.get())) {
+    bytes.data.append(chunk, n);
+    if (bytes.data.size() > kMaxFileSize) return fail(path + ": file is larger than 1 MiB");
+  }
+  if (std::ferror(file.get())) return fail(path + ": cannot read: " + errno_text(errno));
+  OPENSSL_cleanse(chunk, sizeof chunk);
+  return bytes;
+}
+
+BioPtr memory_bio(const std::string& data) {
+  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+}
+
+// PEM password callback: never prompt on a terminal; encrypted keys fail to load.
+int no_password(char*, int, int, void*) {
+  return -1;
+}
+
+std::string format_time(const ASN1_TIME* time) {
+  std::tm tm{};
+  if (time == nullptr || ASN1_TIME_to_tm(time, &tm) != 1) return "(unreadable date)";
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return text;
+}
+
+std::string lowercase(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// ---- certificate files ------------------------------------------------------------
+
+struct LoadedCertificate {
+  X509Ptr leaf;
+  X509ChainPtr chain;  // the certificates after the leaf, in file order
+  EvpPkeyPtr key;
+};
+
+Result<void> read_chain(const std::string& path, LoadedCertificate& out) {
+  auto text = read_file(path);
+  if (!text) return tl::unexpected(text.error());
+  BioPtr bio = memory_bio(text->data);
+  ERR_clear_error();
+  out.leaf.reset(PEM_read_bio_X509_AUX(bio.get(), nullptr, no_password, nullptr));
+  if (!out.leaf) return fail(path + ": no PEM certificate (" + take_openssl_error() + ")");
+  out.chain.reset(sk_X509_new_null());
+  if (!out.chain) return fail(path + ": out of memory");
+  while (X509Ptr extra{PEM_read_bio_X509(bio.get(), nullptr, no_password, nullptr)}) {
+    if (sk_X509_push(out.chain.get(), extra.get()) == 0) return fail(path + ": out of memory");
+    extra.release();
+  }
+  // The end of the file shows up as "no start line"; anything else is a broken block.
+  const unsigned long last = ERR_peek_last_error();
+  if (ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE) {
+    ERR_clear_error();
+  } else if (last != 0) {
+    return fail(path + ": bad certificate in chain (" + take_openssl_error() + ")");
+  }
+  return {};
+}
+
+Result<void> read_key(const std::string& path, LoadedCertificate& out) {
+  auto text = read_file(path);
+  if (!text) return tl::unexpected(text.error());
+  if (text->data.find("ENCRYPTED") != std::string::npos) {
+    return fail(path + ": encrypted private keys are not supported");
+  }
+  BioPtr bio = memory_bio(text->data);
+  ERR_clear_error();
+  out.key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_password, nullptr));
+  if (!out.key) return fail(path + ": no PEM private key (" + take_openssl_error() + ")");
+  return {};
+}
+
+Result<void> check_validity(const std::string& path, X509* leaf) {
+  const ASN1_TIME* not_before = X509_get0_notBefore(leaf);
+  const ASN1_TIME* not_after = X509_get0_notAfter(leaf);
+  const int before = X509_cmp_current_time(not_before);
+  const int after = X509_cmp_current_time(not_after);
+  if (before == 0 || after == 0) return fail(path + ": certificate has an invalid validity period");
+  if (before > 0)
+    return fail(path + ": certificate is not valid before " + format_time(not_before));
+  if (after < 0) return fail(path + ": certificate expired on " + format_time(not_after));
+  return {};
+}
+
+Result<LoadedCertificate> load_certificate(const config::TlsCertificate& files) {
+  LoadedCertificate loaded;
+  if (auto ok = read_chain(files.cert_file, loaded); !ok) return tl::unexpected(ok.error());
+  if (auto ok = read_key(files.key_file, loaded); !ok) return tl::unexpected(ok.error());
+  ERR_clear_error();
+  if (X509_check_private_key(loaded.leaf.get(), loaded.key.get()) != 1) {
+    ERR_clear_error();
+    return fail(files.key_file + ": private key does not match certificate " + files.cert_file);
+  }
+  if (auto ok = check_validity(files.cert_file, loaded.leaf.get()); !ok) {
+    return tl::unexpected(ok.error());
+  }
+  return loaded;
+}
+
+// SAN DNS names, or the subject CN when the certificate has none; lowercase.
+std::vector<std::string> certificate_names(X509* leaf) {
+  std::vector<std::string> names;
+  GeneralNamesPtr sans(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(leaf, NID_subject_alt_name, nullptr, nullptr)));
+  for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans.get()); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans.get(), i);
+    if (name->type != GEN_DNS) continue;
+    const ASN1_STRING* dns = name->d.dNSName;
+    std::string_view text(reinterpret_cast<const char*>(ASN1_STRING_get0_data(dns)),
+                          static_cast<std::size_t>(ASN1_STRING_length(dns)));
+    if (!text.empty() && text.find('\0') == std::string_view::npos) {
+      names.push_back(lowercase(text));
+    }
+  }
+  if (!names.empty()) return names;
+  X509_NAME* subject = X509_get_subject_name(leaf);
+  const int index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  if (index < 0) return names;
+  unsigned char* utf8 = nullptr;
+  const int length =
+      ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, index)));
+  if (length > 0) {
+    std::string_view text(reinterpret_cast<const char*>(utf8), static_cast<std::size_t>(length));
+    if (text.find('\0') == std::string_view::npos) names.push_back(lowercase(text));
+  }
+  OPENSSL_free(utf8);
+  return names;
+}
+
+// ---- OCSP -------------------------------------------------------------------------
+
+struct LoadedOcsp {
+  std::string der;
+  OcspBasicPtr basic;
+};
+
+Result<LoadedOcsp> read_ocsp(const std::string& path) {
+  auto bytes = read_file(path);
+  if (!bytes) return tl::unexpected(bytes.error());
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes->data.data());
+  OcspResponsePtr response(d2i_OCSP_RESPONSE(nullptr, &p, static_cast<long>(bytes->data.size())));
+  ERR_clear_error();
+  if (!response) return fail(path + ": not a DER OCSP response");
+  const int status = OCSP_response_status(response.get());
+  if (status != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+    return fail(path + ": OCSP response status is " + OCSP_response_status_str(status));
+  }
+  OcspBasicPtr basic(OCSP_response_get1_basic(response.get()));
+  if (!basic) return fail(path + ": OCSP response has no basic response");
+  return LoadedOcsp{std::move(bytes->data), std::move(basic)};
+}
+
+// The single response in `ocsp` about `cert` (issued by the first chain certificate, or
+// self-issued), compared with the hash algorithm the responder used; nullptr if none.
+OCSP_SINGLERESP* ocsp_entry_for(OCSP_BASICRESP* ocsp, const LoadedCertificate& cert) {
+  X509* issuer =
+      sk_X509_num(cert.chain.get()) > 0 ? sk_X509_value(cert.chain.get(), 0) : cert.leaf.get();
+  for (int i = 0; i < OCSP_resp_count(ocsp); ++i) {
+    OCSP_SINGLERESP* single = OCSP_resp_get0(ocsp, i);
+    const OCSP_CERTID* id = OCSP_SINGLERESP_get0_id(single);
+    ASN1_OBJECT* hash = nullptr;
+    if (OCSP_id_get0_info(nullptr, &hash, nullptr, nullptr, const_cast<OCSP_CERTID*>(id)) != 1) {
+      continue;
+    }
+    const EVP_MD* md = EVP_get_digestbyobj(hash);
+    OcspCertIdPtr ours(md ? OCSP_cert_to_id(md, cert.leaf.get(), issuer) : nullptr);
+    if (ours && OCSP_id_cmp(ours.get(), id) == 0) return single;
+  }
+  ERR_clear_error();
+  return nullptr;
+}
+
+Result<void> check_ocsp_entry(const std::string& path, OCSP_SINGLERESP* single) {
+  int reason = 0;
+  ASN1_GENERALIZEDTIME* next_update = nullptr;
+  const int status = OCSP_single_get0_status(single, &reason, nullptr, nullptr, &next_update);
+  if (status == V_OCSP_CERTSTATUS_REVOKED) {
+    return fail(path + ": OCSP response says the certificate is revoked");
+  }
+  if (next_update != nullptr && X509_cmp_current_time(next_update) < 0) {
+    return fail(path + ": OCSP response expired on " + format_time(next_update));
+  }
+  return {};
+}
+
+// ---- SSL_CTX settings -------------------------------------------------------------
+
+int select_alpn(SSL*, const unsigned char** out, unsigned char* out_length,
+                const unsigned char* offered, unsigned int offered_length, void*) {
+  unsigned char* chosen = nullptr;
+  unsigned char chosen_length = 0;
+  if (SSL_select_next_proto(&chosen, &chosen_length, kAlpnHttp11, sizeof kAlpnHttp11, offered,
+                            offered_length) != OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_ALERT_FATAL;  // RFC 7301: no_application_protocol
+  }
+  *out = chosen;
+  *out_length = chosen_length;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+Result<SslCtxPtr> new_server_ctx(const config::ListenerTls& tls, const TicketKeys& keys) {
+  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+  if (!ctx) return fail("cannot create a TLS context: " + take_openssl_error());
+  SSL_CTX* c = ctx.get();
+  const int min = tls.min_version == config::TlsVersion::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
+  if (SSL_CTX_set_min_proto_version(c, min) != 1) {
+    return fail("cannot set the minimum TLS version: " + take_openssl_error());
+  }
+  const std::string ciphers = tls.ciphers.empty() ? kIntermediateCiphers : tls.ciphers;
+  if (SSL_CTX_set_cipher_list(c, ciphers.c_str()) != 1) {
+    return fail("tls ciphers \"" + ciphers + "\": no usable cipher (" + take_openssl_error() + ")");
+  }
+  if (SSL_CTX_set1_groups_list(c, kGroups) != 1) {
+    return fail(std::string("cannot set TLS groups ") + kGroups + ": " + take_openssl_error());
+  }
+  SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  SSL_CTX_clear_options(c, SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_clear_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE);
+  // Resumption is by stateless tickets only: nothing per session to store or lock.
+  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_session_id_context(c, kSessionIdContext, sizeof kSessionIdContext);
+  std::array<unsigned char, TicketKeys::kSize> ticket_keys = keys.bytes();
+  const long installed = SSL_CTX_set_tlsext_ticket_keys(c, ticket_keys.data(), ticket_keys.size());
+  OPENSSL_cleanse(ticket_keys.data(), ticket_keys.size());
+  if (installed != 1) return fail("cannot install TLS ticket keys: " + take_openssl_error());
+  SSL_CTX_set_alpn_select_cb(c, select_alpn, nullptr);
+  return ctx;
+}
+
+Result<void> install_certificate(SSL_CTX* ctx, const config::TlsCertificate& files,
+                                 const LoadedCertificate& cert) {
+  ERR_clear_error();
+  if (SSL_CTX_use_cert_and_key(ctx, cert.leaf.get(), cert.key.get(), cert.chain.get(), 1) != 1) {
+    return fail(files.cert_file + ": certificate not usable (" + take_openssl_error() + ")");
+  }
+  return {};
+}
+
+}  // namespace
+
+// ---- TicketKeys -------------------------------------------------------------------
+
+Result<TicketKeys> TicketKeys::generate() {
+  TicketKeys keys;
+  if (RAND_bytes(keys.bytes_.data(), static_cast<int>(keys.bytes_.size())) != 1) {
+    return fail("cannot generate TLS ticket keys: " + take_openssl_error());
+  }
+  return keys;
+}
+
+TicketKeys::~TicketKeys() {
+  OPENSSL_cleanse(bytes_.data(), bytes_.size());
+}
+
+// ---- ServerContext ----------------------------------------------------------------
+
+Result<std::shared_ptr<const ServerContext>> ServerContext::build(const config::ListenerTls& tls,
+                                                                  const TicketKeys& keys) {
+  if (tls.certificates.empty()) return fail("tls: no certificate configured");
+  std::optional<LoadedOcsp> ocsp;
+  if (!tls.ocsp_file.empty()) {
+    auto loaded = read_ocsp(tls.ocsp_file);
+    if (!loaded) return tl::unexpected(loaded.error());
+    ocsp = std::move(*loaded);
+  }
+  auto context = std::make_shared<ServerContext>(Private{});
+  context->handshake_timeout_ = tls.handshake_timeout;
+  context->min_version_ = tls.min_version;
+  for (const config::TlsCertificate& files : tls.certificates) {
+    auto cert = load_certificate(files);
+    if (!cert) return tl::unexpected(cert.error());
+    auto ctx = new_server_ctx(tls, keys);
+    if (!ctx) return tl::unexpected(ctx.error());
+    if (auto ok = install_certificate(ctx->get(), files, *cert); !ok) {
+      return tl::unexpected(ok.error());
+    }
+    SSL_CTX_set_tlsext_servername_callback(ctx->get(), on_servername);
+    SSL_CTX_set_tlsext_servername_arg(ctx->get(), context.get());
+    Site site{std::move(*ctx), files.cert_file, certificate_names(cert->leaf.get()), false};
+    if (ocsp) {
+      if (OCSP_SINGLERESP* entry = ocsp_entry_for(ocsp->basic.get(), *cert)) {
+        if (auto ok = check_ocsp_entry(tls.ocsp_file, entry); !ok) {
+          return tl::unexpected(ok.error());
+        }
+        site.ocsp = true;
+        SSL_CTX_set_tlsext_status_cb(site.ctx.get(), on_status_request);
+        SSL_CTX_set_tlsext_status_arg(site.ctx.get(), context.get());
+      }
+    }
+    context->sites_.push_back(std::move(site));
+  }
+  if (ocsp) {
+    bool used = false;
+    for (const Site& site : context->sites_) used = used || site.ocsp;
+    if (!used) return fail(tls.ocsp_file + ": OCSP response is for none of the certificates");
+    context->ocsp_response_ = std::move(ocsp->der);
+  }
+  return std::shared_ptr<const ServerContext>(std::move(context));
+}
+
+SslPtr ServerContext::new_ssl() const {
+  SslPtr ssl(SSL_new(sites_.front().ctx.get()));
+  if (ssl) SSL_set_accept_state(ssl.get());
+  return ssl;
+}
+
+const ServerContext::Site& ServerContext::select(std::string_view server_name) const {
+  if (server_name.ends_with('.')) server_name.remove_suffix(1);
+  if (server_name.empty()) return sites_.front();
+  for (const Site& site : sites_) {
+    for (const std::string& name : site.names) {
+      if (!name.starts_with("*.") && server_name_matches(name, server_name)) return site;
+    }
+  }
+  for (const Site& site : sites_) {
+    for (const std::string& name : site.names) {
+      if (name.starts_with("*.") && server_name_matches(name, server_name)) return site;
+    }
+  }
+  return sites_.front();
+}
+
+int ServerContext::on_servername(SSL* ssl, int*, void* arg) {
+  const auto* self = static_cast<const ServerContext*>(arg);
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  const Site& site = self->select(name ? name : "");
+  if (SSL_get_SSL_CTX(ssl) != site.ctx.get() && SSL_set_SSL_CTX(ssl, site.ctx.get()) == nullptr) {
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  return SSL_TLSEXT_ERR_OK;
+}
+
+int ServerContext::on_status_request(SSL* ssl, void* arg) {
+  const std::string& der = static_cast<const ServerContext*>(arg)->ocsp_response_;
+  // OpenSSL takes ownership of the copy and frees it with the connection.
+  auto* copy = static_cast<unsigned char*>(OPENSSL_memdup(der.data(), der.size()));
+  if (copy == nullptr) return SSL_TLSEXT_ERR_NOACK;
+  if (SSL_set_tlsext_status_ocsp_resp(ssl, copy, static_cast<long>(der.size())) != 1) {
+    OPENSSL_free(copy);
+    return SSL_TLSEXT_ERR_NOACK;
+  }
+  return SSL_TLSEXT_ERR_OK;
+}
+
+std::string ServerContext::describe() const {
+  std::string out;
+  for (std::size_t i = 0; i < sites_.size(); ++i) {
+    const Site& site = sites_[i];
+    if (i > 0) out += "; ";
+    if (site.names.empty()) out += "(no DNS names)";
+    for (std::size_t n = 0; n < site.names.size(); ++n) {
+      if (n > 0) out += ",";
+      out += site.names[n];
+    }
+    out += " (" + site.cert_file;
+    if (i == 0) out += ", default";
+    if (site.ocsp) out += ", OCSP stapled";
+    out += ")";
+  }
+  out += min_version_ == config::TlsVersion::tls1_3 ? "; TLS 1.3" : "; TLS 1.2+";
+  return out;
+}
+
+// ---- free functions ---------------------------------------------------------------
+
+Result<void> check_certificates(const config::ListenerTls& tls) {
+  auto keys = TicketKeys::generate();
+  if (!keys) return tl::unexpected(keys.error());
+  auto context = ServerContext::build(tls, *keys);
+  if (!context) return tl::unexpected(context.error());
+  return {};
+}
+
+bool server_name_matches(std::string_view pattern, std::string_view name) {
+  auto equal = [](std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (std::tolower(static_cast<unsigned char>(a[i])) !=
+          std::tolower(static_cast<unsigned char>(b[i]))) {
+        return false;
+      }
+    }
+    return true;
+  };
+  if (equal(pattern, name)) return !name.empty();
+  if (pattern.size() < 3 || !pattern.starts_with("*.")) return false;
+  const std::string_view suffix = pattern.substr(1);  // ".example.com"
+  if (name.size() <= suffix.size()) return false;
+  const std::string_view label = name.substr(0, name.size() - suffix.size());
+  return equal(suffix, name.substr(label.size())) && label.find('.') == std::string_view::npos;
+}
+
+}  // namespace gh::tls

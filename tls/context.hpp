@@ -1,0 +1,101 @@
+// TLS server contexts: the certificates, keys and protocol settings of one TLS listener,
+// loaded and validated once and then shared read-only by every worker thread.
+//
+// - ServerContext wraps one SSL_CTX per configured certificate (the first is the default).
+//   A servername (SNI) callback on the default moves each connection to the SSL_CTX whose
+//   names match (SSL_set_SSL_CTX); every SSL_CTX carries the same settings: Mozilla
+//   "intermediate" (TLS 1.2+, ECDHE AEAD ciphers, client cipher preference), ALPN
+//   http/1.1, no renegotiation, no compression, optional OCSP stapling.
+// - TicketKeys is the session ticket key material, generated once at startup and
+//   installed into every SSL_CTX, so a ticket issued by one worker (or by a context that
+//   a reload replaced) resumes on any other.
+//
+// Thread: build() and check_certificates() run wherever configuration is loaded (they
+// read files). A built ServerContext is immutable; SSL_new on its SSL_CTXs is safe from
+// any thread. SSL objects made by new_ssl() point back at the context from OpenSSL
+// callbacks and must not outlive it (TLS transports hold the shared_ptr).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+#include "core/result.hpp"
+#include "tls/openssl_ptr.hpp"
+
+namespace gh::tls {
+
+class TicketKeys {
+ public:
+  // Ticket key name (16 bytes), HMAC secret (32) and AES key (32), in OpenSSL's layout
+  // for SSL_CTRL_SET_TLSEXT_TICKET_KEYS.
+  static constexpr std::size_t kSize = 80;
+
+  static Result<TicketKeys> generate();  // random, from OpenSSL's CSPRNG
+
+  TicketKeys(const TicketKeys&) = default;
+  TicketKeys& operator=(const TicketKeys&) = default;
+  ~TicketKeys();  // wipes the key material
+
+  const std::array<unsigned char, kSize>& bytes() const { return bytes_; }
+
+ private:
+  TicketKeys() = default;
+  std::array<unsigned char, kSize> bytes_{};
+};
+
+class ServerContext {
+  struct Private {};
+
+ public:
+  // Loads and checks every certificate of `tls` (see check_certificates) and builds the
+  // SSL_CTXs. Errors name the file at fault: "/certs/a.pem: certificate expired on ...".
+  static Result<std::shared_ptr<const ServerContext>> build(const config::ListenerTls& tls,
+                                                            const TicketKeys& keys);
+
+  explicit ServerContext(Private) {}
+  ServerContext(const ServerContext&) = delete;
+  ServerContext& operator=(const ServerContext&) = delete;
+
+  // A new server-side SSL on the default certificate, in accept state; nullptr when
+  // OpenSSL is out of memory.
+  SslPtr new_ssl() const;
+
+  config::Duration handshake_timeout() const { return handshake_timeout_; }
+
+  // For logs: "a.example,www.a.example (/certs/a.pem, default); *.b.example
+  // (/certs/b.pem); TLS 1.2+".
+  std::string describe() const;
+
+ private:
+  struct Site {
+    SslCtxPtr ctx;
+    std::string cert_file;
+    std::vector<std::string> names;  // lowercase SAN DNS names, or the CN without SANs
+    bool ocsp = false;               // the OCSP response staples for this certificate
+  };
+
+  const Site& select(std::string_view server_name) const;
+  static int on_servername(SSL* ssl, int* alert, void* arg);
+  static int on_status_request(SSL* ssl, void* arg);
+
+  std::vector<Site> sites_;  // [0] is the default
+  std::string ocsp_response_;
+  config::Duration handshake_timeout_{};
+  config::TlsVersion min_version_ = config::TlsVersion::tls1_2;
+};
+
+// `gatehouse check`: every validation build() makes (files readable, PEM parses, key
+// matches certificate, certificate valid now, ciphers and OCSP response usable), without
+// keeping a context.
+Result<void> check_certificates(const config::ListenerTls& tls);
+
+// SNI matching, case-insensitive: `pattern` equals `name`, or is "*.suffix" and `name`
+// is exactly one non-empty label followed by ".suffix".
+bool server_name_matches(std::string_view pattern, std::string_view name);
+
+}  // namespace gh::tls
