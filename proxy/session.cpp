@@ -16,7 +16,6 @@ using http::HeadKind;
 using http::HeadScan;
 
 constexpr config::Duration kLingerTimeout = std::chrono::seconds(2);
-constexpr config::Duration kTunnelIdle = std::chrono::hours(1);
 
 template <class T>
 uv_handle_t* as_handle(T* h) {
@@ -103,6 +102,7 @@ void Session::on_read(std::size_t n) {
       if (!request_complete_) pump_request_body();
       break;
     case Phase::tunnel:
+      arm_client_timer(config().routes[route_.route].tunnel_idle);  // traffic either way
       pump_tunnel();
       break;
     case Phase::closing:
@@ -573,7 +573,7 @@ void Session::on_upstream_read(std::size_t n) {
   out_.produced(n);
   upstream_responded_ = true;
   if (phase_ == Phase::tunnel) {
-    arm_client_timer(kTunnelIdle);
+    arm_client_timer(config().routes[route_.route].tunnel_idle);
     pump_tunnel();
   } else if (response_complete_) {
     response_.keep_alive = false;  // bytes after a complete response: never reuse
@@ -760,7 +760,7 @@ void Session::on_upstream_read_end(int status) {
 void Session::start_tunnel() {
   phase_ = Phase::tunnel;
   uv_timer_stop(&upstream_timer_);
-  arm_client_timer(kTunnelIdle);
+  arm_client_timer(config().routes[route_.route].tunnel_idle);
   response_started_ = true;
   pump_tunnel();
 }
