@@ -36,4 +36,7 @@ using HostSetPtr = std::shared_ptr<const HostSet>;
 // until it does) and is reported through `warnings`. Blocking: control thread only.
 HostSetPtr resolve_upstream(const config::Upstream& upstream, std::vector<std::string>& warnings);
 
+// The key of a host: "10.0.0.2:3000", "[::1]:3000" (address and port of `sa`).
+std::string address_label(const sockaddr* sa);
+
 }  // namespace gh::health

@@ -7,17 +7,20 @@
 #include "health/host_set.hpp"
 
 namespace gh::health {
-namespace {
 
-std::string address_label(const sockaddr* sa, uint16_t port) {
+std::string address_label(const sockaddr* sa) {
   char text[INET6_ADDRSTRLEN] = {};
   if (sa->sa_family == AF_INET6) {
-    uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(sa), text, sizeof text);
-    return "[" + std::string(text) + "]:" + std::to_string(port);
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    uv_ip6_name(in6, text, sizeof text);
+    return "[" + std::string(text) + "]:" + std::to_string(ntohs(in6->sin6_port));
   }
-  uv_ip4_name(reinterpret_cast<const sockaddr_in*>(sa), text, sizeof text);
-  return std::string(text) + ":" + std::to_string(port);
+  const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+  uv_ip4_name(in, text, sizeof text);
+  return std::string(text) + ":" + std::to_string(ntohs(in->sin_port));
 }
+
+namespace {
 
 void add_addresses(const config::HostPort& server, HostSet& set,
                    std::vector<std::string>& warnings) {
@@ -34,7 +37,7 @@ void add_addresses(const config::HostPort& server, HostSet& set,
   for (addrinfo* ai = found; ai; ai = ai->ai_next) {
     Host host;
     std::memcpy(&host.address, ai->ai_addr, ai->ai_addrlen);
-    host.label = address_label(ai->ai_addr, server.port);
+    host.label = address_label(ai->ai_addr);
     host.name = server.text();
     bool duplicate = false;
     for (const Host& h : set.hosts) duplicate = duplicate || h.label == host.label;

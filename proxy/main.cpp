@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "health/healthcheck_client.hpp"
+#include "proxy/certificates.hpp"
 #include "proxy/server.hpp"
 
 namespace {
@@ -14,6 +16,8 @@ constexpr const char* kUsage =
     "usage: gatehouse [-c FILE] [--ready-file PATH]   run the proxy (embedded default config\n"
     "                                                 without -c)\n"
     "       gatehouse check -c FILE                   validate a config file, like nginx -t\n"
+    "       gatehouse healthcheck [URL]               exit 0 if URL answers 2xx (default\n"
+    "                                                 http://127.0.0.1:9901/readyz), else 1\n"
     "       gatehouse version                         print the version\n"
     "       gatehouse --help                          this text\n";
 
@@ -30,6 +34,10 @@ int check(const std::string& path) {
                  path.c_str());
     return 1;
   }
+  // Certificates too, as the server would load them: missing, mismatched, expired.
+  auto problems = gh::proxy::certificate_problems(*result.config);
+  for (const auto& p : problems) std::fprintf(stderr, "%s: %s\n", path.c_str(), p.c_str());
+  if (!problems.empty()) return 1;
   std::printf("gatehouse check: %s is valid\n", path.c_str());
   return 0;
 }
@@ -58,6 +66,11 @@ int main(int argc, char** argv) {
       return 0;
     } else if (a == "check" || a == "run") {
       command = std::string(a);
+    } else if (a == "healthcheck") {
+      // For Docker HEALTHCHECK in images without a shell, curl or wget.
+      std::string url =
+          i + 1 < args.size() ? std::string(args[i + 1]) : gh::health::kDefaultHealthcheckUrl;
+      return gh::health::run_healthcheck(url, std::chrono::seconds(5));
     } else if (a == "-c" || a == "--config") {
       options.config_path = value();
     } else if (a == "--ready-file") {
