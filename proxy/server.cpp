@@ -5,12 +5,16 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <set>
 #include <thread>
 #include <vector>
 
 #include "config/config.hpp"
 #include "core/log.hpp"
 #include "core/post_queue.hpp"
+#include "health/checker.hpp"
+#include "health/health_state.hpp"
+#include "health/resolver.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/certificates.hpp"
 #include "proxy/listen_socket.hpp"
@@ -96,6 +100,10 @@ class Control {
     }
     uv_loop_init(&loop_);
     posts_.init(&loop_);
+    if (auto ok = start_health(*config); !ok) {
+      GH_LOG_ERROR("%s", ok.error().message.c_str());
+      return 1;
+    }
     if (config->admin.address) {
       auto b = bind_listener(*config->admin.address, 1);
       if (!b) {
@@ -126,10 +134,92 @@ class Control {
   }
 
  private:
-  // A new snapshot from the current ingredients, to every worker.
+  // A new snapshot from the current ingredients, to every worker: host sets as resolved,
+  // with the health checks' verdicts applied.
   void publish(std::shared_ptr<const config::Config> config, unsigned generation) {
-    snapshot_ = std::make_shared<const Snapshot>(std::move(config), host_sets_, tls_, generation);
+    std::vector<health::HostSetPtr> groups = host_sets_;
+    if (health_) {
+      for (auto& set : groups) set = health::apply_health(set, *health_);
+    }
+    if (snapshot_) forget_sessions_of_lost_hosts(snapshot_->groups, groups);
+    snapshot_ =
+        std::make_shared<const Snapshot>(std::move(config), std::move(groups), tls_, generation);
     for (auto& w : workers_) w->publish(snapshot_);
+  }
+
+  void republish() {
+    if (snapshot_) publish(snapshot_->config, snapshot_->generation);
+  }
+
+  // Socket.IO sessions pinned to a host that died or left must re-handshake elsewhere.
+  void forget_sessions_of_lost_hosts(const std::vector<health::HostSetPtr>& before,
+                                     const std::vector<health::HostSetPtr>& after) {
+    std::set<std::string> alive;
+    for (const auto& set : after) {
+      for (const health::Host& h : set->hosts) {
+        if (h.healthy) alive.insert(h.label);
+      }
+    }
+    for (const auto& set : before) {
+      for (const health::Host& h : set->hosts) {
+        if (!alive.count(h.label)) sids_.forget_host(h.label);
+      }
+    }
+  }
+
+  // Probes ([[check]]) and DNS re-resolution for `config`, replacing those of the
+  // previous config. Fails (keeping the old ones) on a bad check target or an
+  // unreadable password file.
+  Result<void> start_health(const config::Config& config) {
+    auto checker = health::Checker::create(&loop_, config.checks, [this](health::HealthStatePtr s) {
+      health_ = std::move(s);
+      republish();
+    });
+    if (!checker) return tl::unexpected(checker.error());
+    retire_health();
+    checker_ = std::move(*checker);
+    for (std::size_t i = 0; i < config.upstreams.size(); ++i) {
+      checker_->set_hosts(config.upstreams[i].name, host_sets_[i]);
+    }
+    resolver_ = std::make_unique<health::Resolver>(
+        &loop_, config.upstreams, host_sets_,
+        [this](const std::string& upstream, health::HostSetPtr set) {
+          on_hosts_changed(upstream, set);
+        });
+    checker_->start();
+    resolver_->start();
+    return {};
+  }
+
+  void on_hosts_changed(const std::string& upstream, health::HostSetPtr set) {
+    const auto& upstreams = snapshot_->config->upstreams;
+    for (std::size_t i = 0; i < upstreams.size(); ++i) {
+      if (upstreams[i].name != upstream) continue;
+      GH_LOG_INFO("upstream %s: %zu address(es) after re-resolution", upstream.c_str(),
+                  set->hosts.size());
+      host_sets_[i] = set;
+      if (checker_) checker_->set_hosts(upstream, set);
+    }
+    republish();
+  }
+
+  // Old probes and resolvers close in the background and are freed once closed.
+  void retire_health() {
+    if (checker_) {
+      health::Checker* raw = checker_.get();
+      retired_checkers_.push_back(std::move(checker_));
+      raw->stop([this, raw] {
+        std::erase_if(retired_checkers_, [raw](const auto& c) { return c.get() == raw; });
+      });
+    }
+    if (resolver_) {
+      health::Resolver* raw = resolver_.get();
+      retired_resolvers_.push_back(std::move(resolver_));
+      raw->stop([this, raw] {
+        std::erase_if(retired_resolvers_, [raw](const auto& r) { return r.get() == raw; });
+      });
+    }
+    health_.reset();
   }
 
   // Certificate files changed on disk: new handshakes use the new ones, established
@@ -212,8 +302,15 @@ class Control {
                     [](const auto& a, const auto& b) { return a.address == b.address; })) {
       GH_LOG_WARN("reload: listener changes take effect only after a restart");
     }
-    tls_ = std::move(*contexts);
+    auto previous_sets = std::move(host_sets_);
     host_sets_ = resolve_all(*config);
+    if (auto ok = start_health(*config); !ok) {
+      host_sets_ = std::move(previous_sets);
+      GH_LOG_ERROR("reload failed: %s; keeping the running config (generation %u)",
+                   ok.error().message.c_str(), snapshot_->generation);
+      return;
+    }
+    tls_ = std::move(*contexts);
     cert_watcher_->watch(*config);
     publish(config, snapshot_->generation + 1);
     write_ready_file();
@@ -245,6 +342,7 @@ class Control {
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&sid_expiry_), nullptr);
     cert_watcher_->close();
+    retire_health();
     if (admin_) admin_->close();
     posts_.close();
   }
@@ -259,8 +357,11 @@ class Control {
       return {200, "ok\n"};
     }
     if (path == "/readyz") {
+      // Ready: listeners up, config loaded, every required check passing, not draining.
       if (draining_) return {503, "draining\n"};
-      return {200, "ready\n"};
+      if (!checker_) return {200, "ready\n"};
+      health::HealthStatePtr state = checker_->current();
+      return {state->ready() ? 200 : 503, state->readyz_text()};
     }
     return {404, "not found\n"};
   }
@@ -294,6 +395,11 @@ class Control {
   Snapshot::TlsContexts tls_;
   std::vector<health::HostSetPtr> host_sets_;
   std::unique_ptr<CertificateWatcher> cert_watcher_;
+  std::unique_ptr<health::Checker> checker_;
+  std::unique_ptr<health::Resolver> resolver_;
+  health::HealthStatePtr health_;
+  std::vector<std::unique_ptr<health::Checker>> retired_checkers_;
+  std::vector<std::unique_ptr<health::Resolver>> retired_resolvers_;
   SnapshotPtr snapshot_;
   std::vector<std::string> listener_addresses_;
   std::string admin_address_;

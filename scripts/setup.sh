@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang-format
   libuv1-dev libssl-dev libpq-dev libtomlplusplus-dev libgtest-dev libexpected-dev node-llhttp
-  python3 curl openssl postgresql
+  python3 curl openssl postgresql redis-server
 )
 [ "${GATEHOUSE_BENCH:-0}" = 1 ] && packages+=(wrk nginx-light haproxy)
 missing=()
