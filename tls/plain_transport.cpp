@@ -55,18 +55,7 @@ class PlainTransport final : public Transport, private Deferred {
 
   bool secure() const override { return false; }
 
-  std::string peer_ip() const override {
-    sockaddr_storage addr{};
-    int len = sizeof addr;
-    if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return {};
-    char text[64] = {};
-    if (addr.ss_family == AF_INET6) {
-      uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&addr), text, sizeof text);
-    } else {
-      uv_ip4_name(reinterpret_cast<sockaddr_in*>(&addr), text, sizeof text);
-    }
-    return text;
-  }
+  std::string peer_ip() const override { return peer_ip_of(tcp_); }
 
  private:
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
@@ -99,6 +88,19 @@ class PlainTransport final : public Transport, private Deferred {
 };
 
 }  // namespace
+
+std::string peer_ip_of(const uv_tcp_t& tcp) {
+  sockaddr_storage addr{};
+  int len = sizeof addr;
+  if (uv_tcp_getpeername(&tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return {};
+  char text[64] = {};
+  if (addr.ss_family == AF_INET6) {
+    uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&addr), text, sizeof text);
+  } else {
+    uv_ip4_name(reinterpret_cast<sockaddr_in*>(&addr), text, sizeof text);
+  }
+  return text;
+}
 
 std::unique_ptr<Transport> accept_plain(uv_loop_t* loop, uv_stream_t* listener,
                                         Transport::Events& events) {

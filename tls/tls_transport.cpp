@@ -211,16 +211,7 @@ void TlsTransport::close() {
 }
 
 std::string TlsTransport::peer_ip() const {
-  sockaddr_storage addr{};
-  int len = sizeof addr;
-  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return {};
-  char text[64] = {};
-  if (addr.ss_family == AF_INET6) {
-    uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&addr), text, sizeof text);
-  } else {
-    uv_ip4_name(reinterpret_cast<sockaddr_in*>(&addr), text, sizeof text);
-  }
-  return text;
+  return peer_ip_of(tcp_);
 }
 
 // ---- the pump ----------------------------------------------------------------------

@@ -45,6 +45,10 @@ class Transport {
   virtual std::string peer_ip() const = 0;
 };
 
+// The peer address of a connected TCP handle as text ("127.0.0.1", "::1"); empty if
+// unknown. Shared by the transports.
+std::string peer_ip_of(const uv_tcp_t& tcp);
+
 // Accepts a pending connection from `listener` into a new plain TCP transport.
 // A transport comes back even when uv_accept fails (the failure is logged); its reads and
 // writes then fail, and the owner closes it as usual.
