@@ -51,11 +51,13 @@ class Replica:
 
 
 def run_clients(url: str, count: int, messages: int, transports: str,
-                timeout_ms: int = 15000) -> dict:
-    """Runs clients.js; returns its JSON summary."""
+                timeout_ms: int = 15000, env: dict | None = None) -> dict:
+    """Runs clients.js (with `env` as its environment when given, e.g. to set
+    NODE_EXTRA_CA_CERTS for https URLs); returns its JSON summary."""
     result = subprocess.run([NODE, os.path.join(SOCKETIO_DIR, "clients.js"), url, str(count),
                              str(messages), transports, str(timeout_ms)],
-                            capture_output=True, text=True, timeout=timeout_ms / 1000 * 3 + 15)
+                            capture_output=True, text=True, timeout=timeout_ms / 1000 * 3 + 15,
+                            env=env)
     lines = [l for l in result.stdout.splitlines() if l.startswith("{")]
     if not lines:
         raise RuntimeError(f"clients.js printed no summary: {result.stdout}\n{result.stderr}")
