@@ -12,7 +12,7 @@ namespace gh {
 
 class BufferPool {
  public:
-  explicit BufferPool(std::size_t block_size, std::size_t max_free = 256)
+  explicit BufferPool(std::size_t block_size, std::size_t max_free = 32)
       : block_size_(block_size), max_free_(max_free) {}
 
   std::size_t block_size() const { return block_size_; }

@@ -34,7 +34,6 @@ HttpParser::HttpParser(HeadKind kind, std::size_t chunk_extension_limit, std::si
   settings_.on_message_complete = on_message_complete;
   llhttp_init(&parser_, kind == HeadKind::request ? HTTP_REQUEST : HTTP_RESPONSE, &settings_);
   parser_.data = this;
-  head_.headers.reserve(32);
 }
 
 void HttpParser::begin_message() {

@@ -49,6 +49,9 @@ class HttpParser {
   // The connection closed: completes a message delimited by close. True if complete.
   bool finish();
 
+  // Gives back the header list's capacity (idle connections).
+  void release_memory() { std::vector<Header>().swap(head_.headers); }
+
   const MessageHead& head() const { return head_; }
   std::string_view reason() const { return reason_; }
   bool head_complete() const { return head_complete_; }

@@ -15,10 +15,7 @@ namespace gh {
 
 class Outbox {
  public:
-  Outbox() {
-    scratch_.reserve(2048);
-    pieces_.reserve(16);
-  }
+  Outbox() = default;
 
   std::string& scratch() { return scratch_; }
   // Marks scratch bytes appended since `mark` as the next piece.
@@ -54,6 +51,12 @@ class Outbox {
   void clear() {
     scratch_.clear();
     pieces_.clear();
+  }
+  // For idle connections: capacity is kept between requests, given back here.
+  void release_memory() {
+    std::string().swap(scratch_);
+    std::vector<Piece>().swap(pieces_);
+    std::vector<uv_buf_t>().swap(bufs_);
   }
 
  private:

@@ -16,6 +16,7 @@ using http::HeadKind;
 using http::HeadScan;
 
 constexpr config::Duration kLingerTimeout = std::chrono::seconds(2);
+constexpr config::Duration kTrimAfter = std::chrono::seconds(1);
 
 template <class T>
 uv_handle_t* as_handle(T* h) {
@@ -490,8 +491,18 @@ void Session::connect_upstream() {
   }
   upstream_ = &worker_.open_upstream(host);
   upstream_connected_ = false;
-  const auto* address = reinterpret_cast<const sockaddr*>(&set.hosts[host_index_].address);
-  if (upstream_->connect(address, *this) != 0) return upstream_connect_failed("connect failed");
+  const health::Host& target = set.hosts[host_index_];
+  const auto* address = reinterpret_cast<const sockaddr*>(&target.address);
+  const auto& tls = snapshot_->upstream_tls[route_.upstream];
+  std::string server_name;
+  if (tls) {
+    // The configured tls_server_name, else the host part of the server it came from.
+    auto server = config::parse_host_port(target.name);
+    server_name = tls->server_name_for(server ? server->host : std::string());
+  }
+  if (upstream_->connect(address, *this, tls, server_name) != 0) {
+    return upstream_connect_failed("connect failed");
+  }
   arm_upstream_timer(config().timeouts.upstream_connect);
 }
 
@@ -760,6 +771,11 @@ void Session::on_upstream_read_end(int status) {
 void Session::start_tunnel() {
   phase_ = Phase::tunnel;
   uv_timer_stop(&upstream_timer_);
+  // HTTP is over on this connection: only the two buffers matter from here on.
+  request_parser_.release_memory();
+  response_parser_.release_memory();
+  std::string().swap(upstream_head_);
+  std::string().swap(sid_capture_);
   arm_client_timer(config().routes[route_.route].tunnel_idle);
   response_started_ = true;
   pump_tunnel();
@@ -789,6 +805,9 @@ void Session::pump_tunnel() {
     upstream_shut_ = true;
     upstream_->shutdown_write();
   }
+  // An idle tunnel holds no buffers: they go back to the pool once drained.
+  if (to_client_done) out_.release_if_empty(worker_.buffers());
+  if (to_upstream_done) in_.release_if_empty(worker_.buffers());
   if (client_eof_ && upstream_eof_ && to_client_done && to_upstream_done) close();
 }
 
@@ -822,7 +841,7 @@ void Session::finish_exchange() {
   } else {
     in_.compact();
     in_.release_if_empty(worker_.buffers());
-    arm_client_timer(config().timeouts.keepalive);
+    arm_idle_timer();
   }
   update_client_reads();
 }
@@ -888,7 +907,34 @@ void Session::arm_upstream_timer(config::Duration timeout) {
       static_cast<std::uint64_t>(timeout.count()), 0);
 }
 
+// An idle keep-alive connection first waits a moment with its memory (the next request
+// usually comes at once), then gives back everything but its sockets until it is used
+// again or the keep-alive timeout closes it.
+void Session::arm_idle_timer() {
+  trimmed_ = false;
+  const config::Duration keepalive = config().timeouts.keepalive;
+  arm_client_timer(std::min(keepalive, kTrimAfter));
+}
+
+void Session::trim_memory() {
+  trimmed_ = true;
+  in_.release_if_empty(worker_.buffers());
+  out_.release_if_empty(worker_.buffers());
+  to_client_.release_memory();
+  to_upstream_.release_memory();
+  request_parser_.release_memory();
+  response_parser_.release_memory();
+  std::string().swap(upstream_head_);
+  std::string().swap(log_request_);
+  std::string().swap(sid_capture_);
+  std::string().swap(host_);
+}
+
 void Session::on_client_timeout() {
+  if (phase_ == Phase::idle && !trimmed_ && config().timeouts.keepalive > kTrimAfter) {
+    trim_memory();
+    return arm_client_timer(config().timeouts.keepalive - kTrimAfter);
+  }
   switch (phase_) {
     case Phase::head:
       return fail(408, "request header timeout");

@@ -102,6 +102,8 @@ class Session final : private tls::Transport::Events, private UpstreamConn::Clie
   void update_client_reads();
   void update_upstream_reads();
   void arm_client_timer(config::Duration timeout);
+  void arm_idle_timer();
+  void trim_memory();
   void arm_upstream_timer(config::Duration timeout);
   void on_client_timeout();
   void on_upstream_timeout();
@@ -141,6 +143,7 @@ class Session final : private tls::Transport::Events, private UpstreamConn::Clie
   bool request_complete_ = false;
   bool close_after_response_ = false;
   bool draining_ = false;
+  bool trimmed_ = false;  // idle connection gave its memory back
   std::uint64_t request_body_bytes_ = 0;
   std::string client_ip_;
   std::string host_;
