@@ -347,10 +347,12 @@ void Session::serve_acme_challenge(std::string_view token) {
   const std::string path = config().listeners[listener_index_].acme_webroot +
                            std::string(kAcmePrefix) + std::string(token);
   ++open_handles_;  // the file request keeps the session alive until it calls back
-  fs_req_.data = this;
-  if (uv_fs_open(worker_.loop(), &fs_req_, path.c_str(), O_RDONLY | O_CLOEXEC, 0, on_acme_open) !=
-      0) {
-    uv_fs_req_cleanup(&fs_req_);
+  acme_ = std::make_unique<AcmeRead>();
+  acme_->req.data = this;
+  if (uv_fs_open(worker_.loop(), &acme_->req, path.c_str(), O_RDONLY | O_CLOEXEC, 0,
+                 on_acme_open) != 0) {
+    uv_fs_req_cleanup(&acme_->req);
+    acme_.reset();
     --open_handles_;
     respond_local(404, "not found\n");
   }
@@ -361,34 +363,35 @@ void Session::on_acme_open(uv_fs_t* req) {
   const auto fd = static_cast<uv_file>(req->result);
   uv_fs_req_cleanup(req);
   if (fd < 0) {
+    const std::unique_ptr<AcmeRead> read = std::move(self->acme_);  // freed on return
     if (self->phase_ != Phase::closing) self->respond_local(404, "not found\n");
     return self->handle_closed();
   }
-  self->acme_file_ = fd;
-  self->acme_body_.resize(kAcmeMaxBytes);
-  uv_buf_t buf = uv_buf_init(self->acme_body_.data(), static_cast<unsigned>(kAcmeMaxBytes));
+  self->acme_->file = fd;
+  self->acme_->body.resize(kAcmeMaxBytes);
+  uv_buf_t buf = uv_buf_init(self->acme_->body.data(), static_cast<unsigned>(kAcmeMaxBytes));
   if (uv_fs_read(req->loop, req, fd, &buf, 1, 0, on_acme_read) != 0) {
-    self->acme_body_.clear();
+    self->acme_->body.clear();
     uv_fs_close(req->loop, req, fd, on_acme_closed);
   }
 }
 
 void Session::on_acme_read(uv_fs_t* req) {
   auto* self = static_cast<Session*>(req->data);
-  self->acme_body_.resize(req->result > 0 ? static_cast<std::size_t>(req->result) : 0);
+  self->acme_->body.resize(req->result > 0 ? static_cast<std::size_t>(req->result) : 0);
   uv_fs_req_cleanup(req);
-  uv_fs_close(req->loop, req, self->acme_file_, on_acme_closed);
+  uv_fs_close(req->loop, req, self->acme_->file, on_acme_closed);
 }
 
 void Session::on_acme_closed(uv_fs_t* req) {
   auto* self = static_cast<Session*>(req->data);
   uv_fs_req_cleanup(req);
-  self->acme_file_ = -1;
+  const std::unique_ptr<AcmeRead> read = std::move(self->acme_);  // freed on return
   if (self->phase_ != Phase::closing) {
-    if (self->acme_body_.empty()) {
+    if (read->body.empty()) {
       self->respond_local(404, "not found\n");
     } else {
-      self->respond_local(200, self->acme_body_);
+      self->respond_local(200, read->body);
     }
   }
   self->handle_closed();

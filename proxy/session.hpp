@@ -182,9 +182,13 @@ class Session final : private tls::Transport::Events, private UpstreamConn::Clie
   bool response_complete_ = false;
 
   // ACME challenge file, read asynchronously (never a blocking file call on the loop).
-  uv_fs_t fs_req_{};
-  uv_file acme_file_ = -1;
-  std::string acme_body_;
+  // Allocated only while a challenge is read: most sessions never serve one.
+  struct AcmeRead {
+    uv_fs_t req{};
+    uv_file file = -1;
+    std::string body;
+  };
+  std::unique_ptr<AcmeRead> acme_;
 
   // Access log.
   std::string log_request_;  // "GET /path HTTP/1.1"
