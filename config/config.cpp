@@ -796,7 +796,8 @@ void Loader::claim_address(const HostPort& address, const toml::node& at, const 
 
 void Loader::load_upstream(const Scope& scope) {
   check_keys(scope, {"name", "servers", "balance", "keepalive", "resolve_interval", "panic",
-                     "passive_failures", "passive_cooldown"});
+                     "passive_failures", "passive_cooldown", "tls", "tls_verify", "tls_ca_file",
+                     "tls_server_name"});
   Upstream upstream;
   upstream.name = upstream_name(scope);
   if (const toml::node* node = required(scope, "servers")) {
@@ -816,6 +817,15 @@ void Loader::load_upstream(const Scope& scope) {
   read_bool(scope, "panic", upstream.panic);
   read_integer(scope, "passive_failures", 0, upstream.passive_failures);
   read_duration(scope, "passive_cooldown", upstream.passive_cooldown);
+  read_bool(scope, "tls", upstream.tls);
+  const toml::node* verify = read_bool(scope, "tls_verify", upstream.tls_verify);
+  read_string(scope, "tls_ca_file", upstream.tls_ca_file);
+  read_string(scope, "tls_server_name", upstream.tls_server_name);
+  if (verify && !upstream.tls_verify) {
+    warning(verify->source(), scope.path("tls_verify") +
+                                  ": false: upstream certificates are not verified (anyone on "
+                                  "the path can read and change the traffic)");
+  }
   config_.upstreams.push_back(std::move(upstream));
 }
 

@@ -99,6 +99,13 @@ struct Upstream {
   // its next passing check (or, without checks, for `passive_cooldown`).
   unsigned passive_failures = 3;
   Duration passive_cooldown = std::chrono::seconds(10);
+  // TLS to the servers. tls_verify checks the chain (against tls_ca_file, a PEM bundle,
+  // or the system store when "") and the name: tls_server_name, or when "" the host part
+  // of each server (an IP literal is verified as an IP and sends no SNI).
+  bool tls = false;
+  bool tls_verify = true;
+  std::string tls_ca_file;
+  std::string tls_server_name;
 };
 
 // Session affinity for a route. automatic = socketio for a path_prefix under

@@ -22,6 +22,20 @@ Result<Snapshot::TlsContexts> build_tls_contexts(const config::Config& config,
   return contexts;
 }
 
+Result<Snapshot::UpstreamTls> build_upstream_tls(const config::Config& config) {
+  Snapshot::UpstreamTls contexts;
+  for (const config::Upstream& upstream : config.upstreams) {
+    if (!upstream.tls) {
+      contexts.push_back(nullptr);
+      continue;
+    }
+    auto context = tls::ClientContext::build(upstream);
+    if (!context) return fail("upstream " + upstream.name + ": " + context.error().message);
+    contexts.push_back(std::move(*context));
+  }
+  return contexts;
+}
+
 std::vector<std::string> certificate_problems(const config::Config& config) {
   std::vector<std::string> problems;
   for (const config::Listener& listener : config.listeners) {

@@ -22,6 +22,10 @@ namespace gh::proxy {
 Result<Snapshot::TlsContexts> build_tls_contexts(const config::Config& config,
                                                  const tls::TicketKeys& keys);
 
+// One client context per upstream (null for plain ones). Errors name the upstream and the
+// file: "upstream api: /etc/ca.pem: no usable CA certificate (...)".
+Result<Snapshot::UpstreamTls> build_upstream_tls(const config::Config& config);
+
 // Validates every listener's certificates (for `gatehouse check`).
 std::vector<std::string> certificate_problems(const config::Config& config);
 

@@ -83,6 +83,12 @@ class Control {
     }
     tls_ = std::move(*contexts);
     log_tls(tls_, *config);
+    auto upstream_tls = build_upstream_tls(*config);
+    if (!upstream_tls) {
+      GH_LOG_ERROR("%s", upstream_tls.error().message.c_str());
+      return 1;
+    }
+    upstream_tls_ = std::move(*upstream_tls);
     host_sets_ = resolve_all(*config);
     publish(config, 1);
     unsigned workers =
@@ -142,8 +148,8 @@ class Control {
       for (auto& set : groups) set = health::apply_health(set, *health_);
     }
     if (snapshot_) forget_sessions_of_lost_hosts(snapshot_->groups, groups);
-    snapshot_ =
-        std::make_shared<const Snapshot>(std::move(config), std::move(groups), tls_, generation);
+    snapshot_ = std::make_shared<const Snapshot>(std::move(config), std::move(groups), tls_,
+                                                 upstream_tls_, generation);
     for (auto& w : workers_) w->publish(snapshot_);
   }
 
@@ -296,6 +302,12 @@ class Control {
                    contexts.error().message.c_str(), snapshot_->generation);
       return;
     }
+    auto upstream_tls = build_upstream_tls(*config);
+    if (!upstream_tls) {
+      GH_LOG_ERROR("reload failed: %s; keeping the running config (generation %u)",
+                   upstream_tls.error().message.c_str(), snapshot_->generation);
+      return;
+    }
     if (config->listeners.size() != snapshot_->config->listeners.size() ||
         !std::equal(config->listeners.begin(), config->listeners.end(),
                     snapshot_->config->listeners.begin(),
@@ -311,6 +323,7 @@ class Control {
       return;
     }
     tls_ = std::move(*contexts);
+    upstream_tls_ = std::move(*upstream_tls);
     cert_watcher_->watch(*config);
     publish(config, snapshot_->generation + 1);
     write_ready_file();
@@ -393,6 +406,7 @@ class Control {
   std::optional<tls::TicketKeys> ticket_keys_;  // one set for every context: resumption
                                                 // works on any worker and across reloads
   Snapshot::TlsContexts tls_;
+  Snapshot::UpstreamTls upstream_tls_;  // per upstream, rebuilt on reload
   std::vector<health::HostSetPtr> host_sets_;
   std::unique_ptr<CertificateWatcher> cert_watcher_;
   std::unique_ptr<health::Checker> checker_;

@@ -17,13 +17,15 @@ namespace gh::proxy {
 
 struct Snapshot {
   using TlsContexts = std::vector<std::shared_ptr<const tls::ServerContext>>;
+  using UpstreamTls = std::vector<std::shared_ptr<const tls::ClientContext>>;
 
   Snapshot(std::shared_ptr<const config::Config> cfg, std::vector<health::HostSetPtr> host_sets,
-           TlsContexts tls_contexts, unsigned gen)
+           TlsContexts tls_contexts, UpstreamTls upstream_tls_contexts, unsigned gen)
       : config(std::move(cfg)),
         router(*config),
         groups(std::move(host_sets)),
         tls(std::move(tls_contexts)),
+        upstream_tls(std::move(upstream_tls_contexts)),
         generation(gen) {
     head_limits.request_line = config->limits.request_line;
     head_limits.header_bytes = config->limits.header_bytes;
@@ -34,6 +36,7 @@ struct Snapshot {
   Router router;
   std::vector<health::HostSetPtr> groups;  // same order as config->upstreams
   TlsContexts tls;                         // per listener; null for plain ones
+  UpstreamTls upstream_tls;                // same order as config->upstreams; null = plain
   http::HeadLimits head_limits;
   unsigned generation;
 };

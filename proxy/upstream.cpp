@@ -6,22 +6,22 @@
 
 namespace gh::proxy {
 
-UpstreamConn::UpstreamConn(Worker& worker, HostState& host) : worker_(worker), host_(host) {
-  uv_tcp_init(worker.loop(), &tcp_);
-  tcp_.data = this;
-}
+UpstreamConn::UpstreamConn(Worker& worker, HostState& host) : worker_(worker), host_(host) {}
 
-int UpstreamConn::connect(const sockaddr* address, Client& client) {
+int UpstreamConn::connect(const sockaddr* address, Client& client,
+                          std::shared_ptr<const tls::ClientContext> tls,
+                          const std::string& server_name) {
   client_ = &client;
   exchanges_ = 1;
-  connect_req_.data = this;
-  uv_tcp_nodelay(&tcp_, 1);
-  return uv_tcp_connect(&connect_req_, &tcp_, address, on_connect);
+  // Failures, even immediate ones, come back through on_connected from the loop.
+  transport_ = tls ? tls::connect_tls(worker_.loop(), address, *this, std::move(tls), server_name)
+                   : tls::connect_plain(worker_.loop(), address, *this);
+  return 0;
 }
 
 void UpstreamConn::attach(Client& client) {
   remove_from_pool();
-  client_ = &client;  // reads keep running: the next alloc asks the client for a buffer
+  client_ = &client;  // reads keep running: the next read asks the client for a buffer
   ++exchanges_;
 }
 
@@ -38,44 +38,32 @@ void UpstreamConn::close() {
   if (closing_) return;
   closing_ = true;
   client_ = nullptr;
-  DeferQueue::of(tcp_.loop)->cancel(*this);
   remove_from_pool();
-  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
+  transport_->close();  // cancels a deferred write completion too
 }
 
 // Reading stays on across pool and attach: toggling it would cost epoll_ctl calls per
 // request. Only backpressure (a full response buffer) stops it.
 int UpstreamConn::start_reading() {
   if (reading_) return 0;
-  int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), on_alloc, on_read);
+  int rc = transport_->start_reading();
   reading_ = rc == 0;
   return rc;
 }
 
 void UpstreamConn::stop_reading() {
   if (!reading_) return;
-  uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+  transport_->stop_reading();
   reading_ = false;
 }
 
+// Plain: as before, uv_try_write with a deferred completion (the transport does it).
 int UpstreamConn::write(const uv_buf_t* bufs, unsigned count) {
-  auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
-  // As in the plain transport: the kernel usually takes a request whole at once.
-  if (int rc = try_write_all(stream, bufs, count, rest_); rc != 0) return rc;
-  if (rest_.empty()) {
-    DeferQueue::of(tcp_.loop)->push(*this);
-    return 0;
-  }
-  write_req_.data = this;
-  return uv_write(&write_req_, stream, rest_.data(), static_cast<unsigned>(rest_.size()), on_write);
-}
-
-void UpstreamConn::run_deferred() {
-  if (client_) client_->on_upstream_write_done(0);
+  return transport_->write(bufs, count);
 }
 
 void UpstreamConn::shutdown_write() {
-  uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_), [](uv_shutdown_t*, int) {});
+  transport_->shutdown_write();
 }
 
 void UpstreamConn::remove_from_pool() {
@@ -83,38 +71,31 @@ void UpstreamConn::remove_from_pool() {
   if (it != host_.idle.end()) host_.idle.erase(it);
 }
 
-void UpstreamConn::on_connect(uv_connect_t* req, int status) {
-  auto* self = static_cast<UpstreamConn*>(req->data);
-  if (self->client_) self->client_->on_upstream_connected(status);
+void UpstreamConn::on_connected(int status) {
+  if (client_) client_->on_upstream_connected(status);
 }
 
-void UpstreamConn::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
-  auto* self = static_cast<UpstreamConn*>(h->data);
-  *buf = self->client_ ? self->client_->upstream_read_buffer() : uv_buf_init(self->idle_byte_, 1);
+uv_buf_t UpstreamConn::read_buffer() {
+  return client_ ? client_->upstream_read_buffer() : uv_buf_init(idle_byte_, 1);
 }
 
-void UpstreamConn::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
-  auto* self = static_cast<UpstreamConn*>(s->data);
-  if (!self->client_) {
-    if (n != 0) self->close();  // idle connection: data or EOF means it cannot be reused
-    return;
-  }
-  if (n > 0) {
-    self->client_->on_upstream_read(static_cast<std::size_t>(n));
-  } else if (n < 0) {
-    self->reading_ = false;  // libuv stops reading at EOF and errors
-    self->client_->on_upstream_read_end(static_cast<int>(n));
-  }
+void UpstreamConn::on_read(std::size_t n) {
+  if (!client_) return close();  // idle connection: data means it cannot be reused
+  client_->on_upstream_read(n);
 }
 
-void UpstreamConn::on_write(uv_write_t* req, int status) {
-  auto* self = static_cast<UpstreamConn*>(req->data);
-  if (self->client_) self->client_->on_upstream_write_done(status);
+void UpstreamConn::on_read_end(int status) {
+  reading_ = false;  // transports stop reading at EOF and errors
+  if (!client_) return close();
+  client_->on_upstream_read_end(status);
 }
 
-void UpstreamConn::on_close(uv_handle_t* h) {
-  auto* self = static_cast<UpstreamConn*>(h->data);
-  self->worker_.forget(self);
+void UpstreamConn::on_write_done(int status) {
+  if (client_) client_->on_upstream_write_done(status);
+}
+
+void UpstreamConn::on_closed() {
+  worker_.forget(this);
 }
 
 }  // namespace gh::proxy

@@ -1,16 +1,18 @@
-// UpstreamConn: one TCP connection from a worker to an upstream host. It is either
+// UpstreamConn: one connection (plain TCP or TLS, through a tls::Transport) from a worker
+// to an upstream host. It is either
 // attached to the session whose exchange uses it, or idle in its host's pool (LIFO),
 // where any byte or EOF from the server closes it. Owned by the Worker's registry;
-// freed from its uv_close callback. Loop thread only.
+// freed from its transport's on_closed. Loop thread only.
 #pragma once
 
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
-#include "core/defer_queue.hpp"
+#include "tls/transport.hpp"
 
 namespace gh::proxy {
 
@@ -28,7 +30,7 @@ struct HostState {
   std::uint64_t down_until_ms = 0;
 };
 
-class UpstreamConn : private Deferred {
+class UpstreamConn : private tls::Transport::Events {
  public:
   class Client {
    public:
@@ -44,7 +46,11 @@ class UpstreamConn : private Deferred {
   UpstreamConn(const UpstreamConn&) = delete;
   UpstreamConn& operator=(const UpstreamConn&) = delete;
 
-  int connect(const sockaddr* address, Client& client);
+  // Plain TCP when `tls` is null, else TLS for `server_name` (see tls::connect_tls); the
+  // client hears on_upstream_connected once the connection (and handshake) is ready.
+  int connect(const sockaddr* address, Client& client,
+              std::shared_ptr<const tls::ClientContext> tls = nullptr,
+              const std::string& server_name = {});
   void attach(Client& client);  // taken from the pool
   // Back to the pool (or closed if the pool is full).
   void release_to_pool(std::size_t max_idle, std::uint64_t now_ms);
@@ -61,23 +67,20 @@ class UpstreamConn : private Deferred {
   std::uint64_t idle_since() const { return idle_since_; }
 
  private:
-  static void on_connect(uv_connect_t* req, int status);
-  static void on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf);
-  static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t*);
-  static void on_write(uv_write_t* req, int status);
-  static void on_close(uv_handle_t* h);
+  // tls::Transport::Events
+  uv_buf_t read_buffer() override;
+  void on_read(std::size_t n) override;
+  void on_read_end(int status) override;
+  void on_write_done(int status) override;
+  void on_connected(int status) override;
+  void on_closed() override;
   void remove_from_pool();
-  void run_deferred() override;
 
   Worker& worker_;
   HostState& host_;
-  Client* client_ = nullptr;  // null while idle in the pool
-  uv_tcp_t tcp_{};
-  uv_connect_t connect_req_{};
-  uv_write_t write_req_{};
-  uv_shutdown_t shutdown_req_{};
-  std::vector<uv_buf_t> rest_;  // the part of a write uv_try_write left over
-  char idle_byte_[1] = {};      // read target while idle: any byte means "not reusable"
+  Client* client_ = nullptr;                   // null while idle in the pool
+  std::unique_ptr<tls::Transport> transport_;  // set by connect()
+  char idle_byte_[1] = {};  // read target while idle: any byte means "not reusable"
   unsigned exchanges_ = 0;
   std::uint64_t idle_since_ = 0;
   bool closing_ = false;

@@ -1,6 +1,7 @@
 // ServerContext and TicketKeys: loading, validating and configuring TLS certificates.
 #include "tls/context.hpp"
 
+#include <arpa/inet.h>
 #include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -259,25 +260,36 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* out_length,
   return SSL_TLSEXT_ERR_OK;
 }
 
-Result<SslCtxPtr> new_server_ctx(const config::ListenerTls& tls, const TicketKeys& keys) {
-  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+// The settings every SSL_CTX shares, server or client: protocol floor, Mozilla
+// "intermediate" ciphers (unless `ciphers` names others), groups, no renegotiation or
+// compression, OpenSSL's record buffers released between records.
+Result<SslCtxPtr> new_ctx(const SSL_METHOD* method, config::TlsVersion min_version,
+                          const std::string& ciphers) {
+  SslCtxPtr ctx(SSL_CTX_new(method));
   if (!ctx) return fail("cannot create a TLS context: " + take_openssl_error());
   SSL_CTX* c = ctx.get();
-  const int min = tls.min_version == config::TlsVersion::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
+  const int min = min_version == config::TlsVersion::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
   if (SSL_CTX_set_min_proto_version(c, min) != 1) {
     return fail("cannot set the minimum TLS version: " + take_openssl_error());
   }
-  const std::string ciphers = tls.ciphers.empty() ? kIntermediateCiphers : tls.ciphers;
-  if (SSL_CTX_set_cipher_list(c, ciphers.c_str()) != 1) {
-    return fail("tls ciphers \"" + ciphers + "\": no usable cipher (" + take_openssl_error() + ")");
+  const std::string list = ciphers.empty() ? kIntermediateCiphers : ciphers;
+  if (SSL_CTX_set_cipher_list(c, list.c_str()) != 1) {
+    return fail("tls ciphers \"" + list + "\": no usable cipher (" + take_openssl_error() + ")");
   }
   if (SSL_CTX_set1_groups_list(c, kGroups) != 1) {
     return fail(std::string("cannot set TLS groups ") + kGroups + ": " + take_openssl_error());
   }
   SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-  SSL_CTX_clear_options(c, SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_clear_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE);
+  return ctx;
+}
+
+Result<SslCtxPtr> new_server_ctx(const config::ListenerTls& tls, const TicketKeys& keys) {
+  auto ctx = new_ctx(TLS_server_method(), tls.min_version, tls.ciphers);
+  if (!ctx) return ctx;
+  SSL_CTX* c = ctx->get();
+  SSL_CTX_clear_options(c, SSL_OP_CIPHER_SERVER_PREFERENCE);
   // Resumption is by stateless tickets only: nothing per session to store or lock.
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_session_id_context(c, kSessionIdContext, sizeof kSessionIdContext);
@@ -287,6 +299,12 @@ Result<SslCtxPtr> new_server_ctx(const config::ListenerTls& tls, const TicketKey
   if (installed != 1) return fail("cannot install TLS ticket keys: " + take_openssl_error());
   SSL_CTX_set_alpn_select_cb(c, select_alpn, nullptr);
   return ctx;
+}
+
+// An IPv4 or IPv6 literal (unbracketed)?
+bool is_ip_literal(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
 Result<void> install_certificate(SSL_CTX* ctx, const config::TlsCertificate& files,
@@ -424,6 +442,59 @@ std::string ServerContext::describe() const {
 }
 
 // ---- free functions ---------------------------------------------------------------
+
+// ---- ClientContext ----------------------------------------------------------------
+
+Result<std::shared_ptr<const ClientContext>> ClientContext::build(
+    const config::Upstream& upstream) {
+  auto ctx = new_ctx(TLS_client_method(), config::TlsVersion::tls1_2, "");
+  if (!ctx) return tl::unexpected(ctx.error());
+  SSL_CTX* c = ctx->get();
+  if (SSL_CTX_set_alpn_protos(c, kAlpnHttp11, sizeof kAlpnHttp11) != 0) {
+    return fail("cannot set ALPN: " + take_openssl_error());
+  }
+  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+  if (upstream.tls_verify) {
+    SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
+    ERR_clear_error();
+    if (!upstream.tls_ca_file.empty()) {
+      if (SSL_CTX_load_verify_locations(c, upstream.tls_ca_file.c_str(), nullptr) != 1) {
+        return fail(upstream.tls_ca_file + ": no usable CA certificate (" + take_openssl_error() +
+                    ")");
+      }
+    } else if (SSL_CTX_set_default_verify_paths(c) != 1) {
+      return fail("cannot load the system CA store: " + take_openssl_error());
+    }
+  } else {
+    SSL_CTX_set_verify(c, SSL_VERIFY_NONE, nullptr);
+  }
+  auto context = std::make_shared<ClientContext>(Private{});
+  context->ctx_ = std::move(*ctx);
+  context->server_name_ = upstream.tls_server_name;
+  context->verify_ = upstream.tls_verify;
+  return std::shared_ptr<const ClientContext>(std::move(context));
+}
+
+std::string ClientContext::server_name_for(const std::string& host) const {
+  return server_name_.empty() ? host : server_name_;
+}
+
+SslPtr ClientContext::new_ssl(const std::string& server_name) const {
+  SslPtr ssl(SSL_new(ctx_.get()));
+  if (!ssl) return ssl;
+  SSL_set_connect_state(ssl.get());
+  if (server_name.empty()) return ssl;
+  const bool ip = is_ip_literal(server_name);
+  // RFC 6066: no SNI for IP literals.
+  if (!ip && SSL_set_tlsext_host_name(ssl.get(), server_name.c_str()) != 1) return nullptr;
+  if (!verify_) return ssl;
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl.get());
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  const int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, server_name.c_str())
+                    : SSL_set1_host(ssl.get(), server_name.c_str());
+  if (ok != 1) return nullptr;
+  return ssl;
+}
 
 Result<void> check_certificates(const config::ListenerTls& tls) {
   auto keys = TicketKeys::generate();

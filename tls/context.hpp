@@ -89,6 +89,37 @@ class ServerContext {
   config::TlsVersion min_version_ = config::TlsVersion::tls1_2;
 };
 
+// The TLS settings of one upstream group's connections (client side): TLS 1.2+, ALPN
+// http/1.1, and unless tls_verify = false the peer's chain checked against tls_ca_file
+// (or the system store) and its name against the server name of each connection.
+// Immutable once built; SSL objects from new_ssl() must not outlive it.
+class ClientContext {
+  struct Private {};
+
+ public:
+  // Errors name the file at fault: "/etc/ca.pem: no usable CA certificate (...)".
+  static Result<std::shared_ptr<const ClientContext>> build(const config::Upstream& upstream);
+
+  explicit ClientContext(Private) {}
+  ClientContext(const ClientContext&) = delete;
+  ClientContext& operator=(const ClientContext&) = delete;
+
+  // The name to send and verify for a server whose host part is `host`: tls_server_name
+  // when configured, else `host`.
+  std::string server_name_for(const std::string& host) const;
+
+  // A client SSL in connect state for `server_name`: SNI (not for an IP literal) and,
+  // when verifying, the host name or IP to check. nullptr when OpenSSL refuses.
+  SslPtr new_ssl(const std::string& server_name) const;
+
+  bool verifies() const { return verify_; }
+
+ private:
+  SslCtxPtr ctx_;
+  std::string server_name_;
+  bool verify_ = true;
+};
+
 // `gatehouse check`: every validation build() makes (files readable, PEM parses, key
 // matches certificate, certificate valid now, ciphers and OCSP response usable), without
 // keeping a context.

@@ -1,6 +1,7 @@
 // Plain TCP transport: a thin owner of one uv_tcp_t.
 #include <netinet/in.h>
 
+#include <utility>
 #include <vector>
 
 #include "core/defer_queue.hpp"
@@ -21,6 +22,18 @@ class PlainTransport final : public Transport, private Deferred {
     int rc = uv_accept(listener, stream());
     if (rc == 0) uv_tcp_nodelay(&tcp_, 1);
     return rc;
+  }
+
+  // A connect libuv refuses at once is reported from the DeferQueue (on loops without
+  // one, at once).
+  void connect_to(const sockaddr* address) {
+    connect_req_.data = this;
+    uv_tcp_nodelay(&tcp_, 1);
+    const int rc = uv_tcp_connect(&connect_req_, &tcp_, address, on_connect);
+    if (rc == 0) return;
+    connect_error_ = rc;
+    if (DeferQueue* queue = DeferQueue::of(tcp_.loop)) return queue->push(*this);
+    run_deferred();
   }
 
   int start_reading() override { return uv_read_start(stream(), on_alloc, on_read); }
@@ -74,7 +87,16 @@ class PlainTransport final : public Transport, private Deferred {
     }
   }
 
-  void run_deferred() override { events_.on_write_done(0); }
+  void run_deferred() override {
+    if (connect_error_ == 0) return events_.on_write_done(0);
+    events_.on_connected(std::exchange(connect_error_, 0));
+  }
+
+  static void on_connect(uv_connect_t* req, int status) {
+    auto* self = static_cast<PlainTransport*>(req->data);
+    if (status == UV_ECANCELED) return;  // close() during the connect
+    self->events_.on_connected(status);
+  }
 
   static void on_write(uv_write_t* req, int status) {
     static_cast<PlainTransport*>(req->data)->events_.on_write_done(status);
@@ -84,6 +106,8 @@ class PlainTransport final : public Transport, private Deferred {
   uv_tcp_t tcp_{};
   uv_write_t write_req_{};
   uv_shutdown_t shutdown_req_{};
+  uv_connect_t connect_req_{};
+  int connect_error_ = 0;       // a connect that failed at once, reported later
   std::vector<uv_buf_t> rest_;  // the part of a write uv_try_write left over
 };
 
@@ -93,11 +117,15 @@ std::string peer_ip_of(const uv_tcp_t& tcp) {
   sockaddr_storage addr{};
   int len = sizeof addr;
   if (uv_tcp_getpeername(&tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return {};
+  return ip_text(reinterpret_cast<const sockaddr*>(&addr));
+}
+
+std::string ip_text(const sockaddr* address) {
   char text[64] = {};
-  if (addr.ss_family == AF_INET6) {
-    uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&addr), text, sizeof text);
+  if (address->sa_family == AF_INET6) {
+    uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(address), text, sizeof text);
   } else {
-    uv_ip4_name(reinterpret_cast<sockaddr_in*>(&addr), text, sizeof text);
+    uv_ip4_name(reinterpret_cast<const sockaddr_in*>(address), text, sizeof text);
   }
   return text;
 }
@@ -108,6 +136,13 @@ std::unique_ptr<Transport> accept_plain(uv_loop_t* loop, uv_stream_t* listener,
   if (int rc = transport->accept_from(listener); rc != 0) {
     GH_LOG_WARN("accept failed: %s", uv_strerror(rc));
   }
+  return transport;
+}
+
+std::unique_ptr<Transport> connect_plain(uv_loop_t* loop, const sockaddr* address,
+                                         Transport::Events& events) {
+  auto transport = std::make_unique<PlainTransport>(loop, events);
+  transport->connect_to(address);
   return transport;
 }
 

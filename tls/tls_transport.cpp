@@ -1,5 +1,7 @@
-// TLS transport: one uv_tcp_t, one uv_timer_t and one server SSL, on the worker's loop
-// thread. The transport owns all three; the owner (Events) owns its plaintext buffers.
+// TLS transport: one uv_tcp_t, one uv_timer_t and one SSL, on the worker's loop thread:
+// a server SSL for accepted connections (accept_tls), a client SSL for upstream ones
+// (connect_tls; the handshake starts once TCP connects, and on_connected reports it). The transport
+// owns all three; the owner (Events) owns its plaintext buffers.
 //
 // OpenSSL never touches the socket. Its BIO (transport_bio_method) reads ciphertext from
 // a block this transport read from TCP and appends the ciphertext it produces to
@@ -49,8 +51,14 @@ BIO_METHOD* transport_bio_method();
 
 class TlsTransport final : public Transport {
  public:
-  TlsTransport(uv_loop_t* loop, Events& events, std::shared_ptr<const ServerContext> context)
-      : events_(events), context_(std::move(context)), ssl_(context_->new_ssl()) {
+  // `context` keeps alive whatever `ssl` points back at (its ServerContext or
+  // ClientContext); `label` names the peer in logs ("" = its IP).
+  TlsTransport(uv_loop_t* loop, Events& events, std::shared_ptr<const void> context, SslPtr ssl,
+               std::string label = {})
+      : events_(events),
+        context_(std::move(context)),
+        ssl_(std::move(ssl)),
+        label_(std::move(label)) {
     uv_tcp_init(loop, &tcp_);
     uv_timer_init(loop, &timer_);
     tcp_.data = timer_.data = this;
@@ -58,7 +66,8 @@ class TlsTransport final : public Transport {
 
   ~TlsTransport() override { release_input(); }
 
-  void accept_from(uv_stream_t* listener);
+  void accept_from(uv_stream_t* listener, config::Duration handshake_timeout);
+  void connect_to(const sockaddr* address);
 
   int start_reading() override;
   void stop_reading() override;
@@ -77,6 +86,9 @@ class TlsTransport final : public Transport {
   enum class Fin { open, requested, notify_queued, sent };
 
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+
+  bool start_tls();  // the BIO under the SSL, once TCP is up
+  std::string who() const { return label_.empty() ? peer_ip() : label_; }
 
   // pump() and its steps
   void pump();
@@ -106,14 +118,18 @@ class TlsTransport final : public Transport {
   static void on_handshake_timeout(uv_timer_t* timer);
   static void on_deferred_pump(uv_timer_t* timer);
   static void on_handle_closed(uv_handle_t* handle);
+  static void on_tcp_connected(uv_connect_t* req, int status);
+  static void on_connect_refused(uv_timer_t* timer);
 
   Events& events_;
-  std::shared_ptr<const ServerContext> context_;
+  std::shared_ptr<const void> context_;
   SslPtr ssl_;
+  std::string label_;
   uv_tcp_t tcp_{};
   uv_timer_t timer_{};
   uv_write_t write_req_{};
   uv_shutdown_t shutdown_req_{};
+  uv_connect_t connect_req_{};
   int open_handles_ = 2;
 
   // Ciphertext read from TCP, [in_begin_, in_end_) not yet taken by OpenSSL.
@@ -140,28 +156,46 @@ class TlsTransport final : public Transport {
   bool write_closed_ = false;  // FIN sent or writes failed: ciphertext is dropped
   bool read_ended_ = false;    // on_read_end reported (or about to be)
   bool closing_ = false;
+  bool connecting_ = false;  // client: on_connected not reported yet
 };
 
 // ---- setup and owner calls -------------------------------------------------------
 
-void TlsTransport::accept_from(uv_stream_t* listener) {
+void TlsTransport::accept_from(uv_stream_t* listener, config::Duration handshake_timeout) {
   if (int rc = uv_accept(listener, stream()); rc != 0) {
     GH_LOG_WARN("accept failed: %s", uv_strerror(rc));
     error_ = rc;
     return;
   }
+  if (!start_tls()) return;
+  const auto timeout = static_cast<std::uint64_t>(handshake_timeout.count());
+  if (timeout > 0) uv_timer_start(&timer_, on_handshake_timeout, timeout, 0);
+  update_network_reads();
+}
+
+// Client: the handshake starts in on_tcp_connected. A connect libuv refuses at once is
+// reported from the timer, not from inside this call.
+void TlsTransport::connect_to(const sockaddr* address) {
+  connecting_ = true;
+  connect_req_.data = this;
+  uv_tcp_nodelay(&tcp_, 1);
+  if (int rc = uv_tcp_connect(&connect_req_, &tcp_, address, on_tcp_connected); rc != 0) {
+    error_ = rc;
+    uv_timer_start(&timer_, on_connect_refused, 0, 0);
+  }
+}
+
+bool TlsTransport::start_tls() {
   uv_tcp_nodelay(&tcp_, 1);
   BIO* bio = ssl_ ? BIO_new(transport_bio_method()) : nullptr;
   if (bio == nullptr) {
-    GH_LOG_WARN("%s: cannot set up TLS: %s", peer_ip().c_str(), take_openssl_error().c_str());
+    GH_LOG_WARN("%s: cannot set up TLS: %s", who().c_str(), take_openssl_error().c_str());
     error_ = UV_ENOMEM;
-    return;
+    return false;
   }
   BIO_set_data(bio, this);
   SSL_set_bio(ssl_.get(), bio, bio);  // the SSL owns the BIO from here
-  const auto timeout = static_cast<std::uint64_t>(context_->handshake_timeout().count());
-  if (timeout > 0) uv_timer_start(&timer_, on_handshake_timeout, timeout, 0);
-  update_network_reads();
+  return true;
 }
 
 int TlsTransport::start_reading() {
@@ -236,6 +270,10 @@ void TlsTransport::advance_handshake() {
   if (rc == 1) {
     handshake_done_ = true;
     uv_timer_stop(&timer_);
+    if (connecting_) {
+      connecting_ = false;
+      events_.on_connected(0);
+    }
     return;
   }
   const int err = SSL_get_error(ssl_.get(), rc);
@@ -291,7 +329,7 @@ int TlsTransport::encrypt_some() {
     if (rc != 1) {
       const int err = SSL_get_error(ssl_.get(), rc);
       GH_LOG_INFO(
-          "%s: TLS write failed: %s", peer_ip().c_str(),
+          "%s: TLS write failed: %s", who().c_str(),
           take_openssl_error(err == SSL_ERROR_SSL ? "protocol error" : "I/O error").c_str());
       return UV_EPROTO;
     }
@@ -427,6 +465,10 @@ void TlsTransport::fail(int status) {
   uv_timer_stop(&timer_);
   plain_.clear();
   plain_index_ = plain_offset_ = 0;
+  if (connecting_) {
+    connecting_ = false;
+    return events_.on_connected(status == UV_EOF ? UV_ECONNRESET : status);
+  }
   if (!read_ended_) end_reads(status);
   if (closing_ || !owner_writing_) return;
   owner_writing_ = false;
@@ -434,16 +476,29 @@ void TlsTransport::fail(int status) {
 }
 
 void TlsTransport::fail_tls(int ssl_error, const char* what) {
-  const std::string reason =
+  std::string reason =
       take_openssl_error(ssl_error == SSL_ERROR_SYSCALL ? "connection ended" : "protocol error");
-  GH_LOG_INFO("%s: %s: %s", peer_ip().c_str(), what, reason.c_str());
+  if (!connecting_) {
+    GH_LOG_INFO("%s: %s: %s", who().c_str(), what, reason.c_str());
+    return fail(UV_EPROTO);
+  }
+  // An upstream's handshake: worth a warning, with the verification failure spelled out.
+  if (const long verify = SSL_get_verify_result(ssl_.get()); verify != X509_V_OK) {
+    reason += std::string(": ") + X509_verify_cert_error_string(verify);
+  }
+  GH_LOG_WARN("%s: %s: %s", who().c_str(), what, reason.c_str());
   fail(UV_EPROTO);
 }
 
 void TlsTransport::on_network_end(int status) {
   if (!handshake_done_) {
-    GH_LOG_DEBUG("%s: connection ended during the TLS handshake: %s", peer_ip().c_str(),
-                 uv_strerror(status));
+    if (connecting_) {
+      GH_LOG_WARN("%s: connection ended during the TLS handshake: %s", who().c_str(),
+                  uv_strerror(status));
+    } else {
+      GH_LOG_DEBUG("%s: connection ended during the TLS handshake: %s", who().c_str(),
+                   uv_strerror(status));
+    }
     return fail(status);
   }
   // A TCP FIN without close_notify: an EOF like any other to HTTP/1.1.
@@ -484,8 +539,23 @@ void TlsTransport::on_ciphertext_written(uv_write_t* req, int status) {
 
 void TlsTransport::on_handshake_timeout(uv_timer_t* timer) {
   auto* self = static_cast<TlsTransport*>(timer->data);
-  GH_LOG_INFO("%s: TLS handshake timed out", self->peer_ip().c_str());
+  GH_LOG_INFO("%s: TLS handshake timed out", self->who().c_str());
   self->fail(UV_ETIMEDOUT);
+}
+
+void TlsTransport::on_tcp_connected(uv_connect_t* req, int status) {
+  auto* self = static_cast<TlsTransport*>(req->data);
+  if (self->closing_) return;                                 // cancelled by close()
+  if (status == 0 && self->start_tls()) return self->pump();  // sends the ClientHello
+  self->connecting_ = false;
+  self->error_ = status < 0 ? status : self->error_;
+  self->events_.on_connected(self->error_);
+}
+
+void TlsTransport::on_connect_refused(uv_timer_t* timer) {
+  auto* self = static_cast<TlsTransport*>(timer->data);
+  self->connecting_ = false;
+  self->events_.on_connected(self->error_);
 }
 
 void TlsTransport::on_deferred_pump(uv_timer_t* timer) {
@@ -569,8 +639,27 @@ BIO_METHOD* transport_bio_method() {
 std::unique_ptr<Transport> accept_tls(uv_loop_t* loop, uv_stream_t* listener,
                                       Transport::Events& events,
                                       std::shared_ptr<const ServerContext> context) {
-  auto transport = std::make_unique<TlsTransport>(loop, events, std::move(context));
-  transport->accept_from(listener);
+  const config::Duration timeout = context->handshake_timeout();
+  SslPtr ssl = context->new_ssl();
+  auto transport = std::make_unique<TlsTransport>(loop, events, std::move(context), std::move(ssl));
+  transport->accept_from(listener, timeout);
+  return transport;
+}
+
+std::unique_ptr<Transport> connect_tls(uv_loop_t* loop, const sockaddr* address,
+                                       Transport::Events& events,
+                                       std::shared_ptr<const ClientContext> context,
+                                       const std::string& server_name) {
+  // sin_port and sin6_port share their offset.
+  const unsigned port = ntohs(reinterpret_cast<const sockaddr_in*>(address)->sin_port);
+  const std::string ip = ip_text(address);
+  std::string label = "upstream " + (address->sa_family == AF_INET6 ? "[" + ip + "]" : ip) + ":" +
+                      std::to_string(port);
+  if (!server_name.empty()) label += " (" + server_name + ")";
+  SslPtr ssl = context->new_ssl(server_name);
+  auto transport = std::make_unique<TlsTransport>(loop, events, std::move(context), std::move(ssl),
+                                                  std::move(label));
+  transport->connect_to(address);
   return transport;
 }
 

@@ -1,4 +1,4 @@
-// Transport: the byte stream under a downstream connection. Plain TCP, or TLS (an SSL
+// Transport: the byte stream under a downstream or upstream connection. Plain TCP, or TLS (an SSL
 // object over an in-memory BIO on the same kind of TCP handle) behind the same
 // interface, so HTTP proxying and tunnels are written once.
 //
@@ -20,6 +20,7 @@
 namespace gh::tls {
 
 class ServerContext;
+class ClientContext;
 
 class Transport {
  public:
@@ -31,6 +32,11 @@ class Transport {
     virtual void on_read_end(int status) = 0;  // UV_EOF or a libuv error
     virtual void on_write_done(int status) = 0;
     virtual void on_closed() = 0;
+    // Outgoing transports only (connect_plain, connect_tls): the connection is ready
+    // (status 0: connected, and for TLS the handshake done and the peer verified) or
+    // failed (a libuv error; the reason is logged). Always from the loop, never from
+    // inside the connect_* call. Nothing but close() is expected after a failure.
+    virtual void on_connected(int /*status*/) {}
   };
 
   virtual ~Transport() = default;
@@ -48,6 +54,8 @@ class Transport {
 // The peer address of a connected TCP handle as text ("127.0.0.1", "::1"); empty if
 // unknown. Shared by the transports.
 std::string peer_ip_of(const uv_tcp_t& tcp);
+// The IP of an IPv4 or IPv6 address as text ("10.0.0.2", "::1").
+std::string ip_text(const sockaddr* address);
 
 // Accepts a pending connection from `listener` into a new plain TCP transport.
 // A transport comes back even when uv_accept fails (the failure is logged); its reads and
@@ -71,5 +79,22 @@ std::unique_ptr<Transport> accept_plain(uv_loop_t* loop, uv_stream_t* listener,
 std::unique_ptr<Transport> accept_tls(uv_loop_t* loop, uv_stream_t* listener,
                                       Transport::Events& events,
                                       std::shared_ptr<const ServerContext> context);
+
+// Outgoing connections. Both return a transport at once and report the outcome through
+// Events::on_connected(); writes may follow only after on_connected(0).
+// - connect_plain: a plain TCP connection to `address`.
+// - connect_tls: TCP, then a client TLS handshake using `context` (non-null; kept alive
+//   by the transport) for `server_name` (SNI and the name verified, see
+//   ClientContext::new_ssl; "" = no SNI and no name check). A failed connect, handshake
+//   or verification is on_connected(error), logged with its reason ("upstream
+//   10.0.0.2:8443 (api.internal): TLS handshake failed: certificate verify failed: unable
+//   to get local issuer certificate"). There is no handshake deadline here: the owner's
+//   connect timeout covers it. After on_connected(0) the accept_tls contract applies.
+std::unique_ptr<Transport> connect_plain(uv_loop_t* loop, const sockaddr* address,
+                                         Transport::Events& events);
+std::unique_ptr<Transport> connect_tls(uv_loop_t* loop, const sockaddr* address,
+                                       Transport::Events& events,
+                                       std::shared_ptr<const ClientContext> context,
+                                       const std::string& server_name);
 
 }  // namespace gh::tls

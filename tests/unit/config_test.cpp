@@ -807,6 +807,67 @@ TEST(ConfigUpstream, BadValuesNameTheKey) {
             "\"passive_failures\"?)");
 }
 
+TEST(ConfigUpstream, TlsDefaultsOff) {
+  LoadResult result = load(kMinimal);
+  ASSERT_TRUE(result.config.has_value()) << joined(result.errors);
+  const Upstream& app = result.config->upstreams.at(0);
+  EXPECT_FALSE(app.tls);
+  EXPECT_TRUE(app.tls_verify);
+  EXPECT_EQ(app.tls_ca_file, "");
+  EXPECT_EQ(app.tls_server_name, "");
+}
+
+TEST(ConfigUpstream, TlsRoundTrips) {
+  LoadResult result = load(R"([[listener]]
+address = "127.0.0.1:8080"
+[[upstream]]
+name = "app"
+servers = ["api.internal:8443"]
+tls = true
+tls_ca_file = "/etc/gatehouse/ca.pem"
+tls_server_name = "api.example"
+[[route]]
+upstream = "app"
+)");
+  ASSERT_TRUE(result.config.has_value()) << joined(result.errors);
+  EXPECT_TRUE(result.warnings.empty()) << joined(result.warnings);
+  const Upstream& app = result.config->upstreams.at(0);
+  EXPECT_TRUE(app.tls);
+  EXPECT_TRUE(app.tls_verify);
+  EXPECT_EQ(app.tls_ca_file, "/etc/gatehouse/ca.pem");
+  EXPECT_EQ(app.tls_server_name, "api.example");
+}
+
+TEST(ConfigUpstream, TlsVerifyOffWarns) {
+  std::string toml(kMinimal);
+  toml.insert(toml.find("[[route]]"), "tls = true\ntls_verify = false\n");
+  LoadResult result = load(toml);
+  ASSERT_TRUE(result.config.has_value()) << joined(result.errors);
+  EXPECT_FALSE(result.config->upstreams.at(0).tls_verify);
+  EXPECT_EQ(texts(result.warnings),
+            (std::vector<std::string>{
+                "test.toml:7:14: upstream.tls_verify: false: upstream certificates are not "
+                "verified (anyone on the path can read and change the traffic)"}));
+}
+
+TEST(ConfigUpstream, TlsBadValuesNameTheKey) {
+  auto upstream_with = [](std::string_view line) {
+    std::string toml(kMinimal);
+    toml.insert(toml.find("[[route]]"), std::string(line) + "\n");
+    return toml;
+  };
+  EXPECT_EQ(only_error(upstream_with("tls = \"yes\"")),
+            "test.toml:6:7: upstream.tls: expected true or false");
+  EXPECT_EQ(only_error(upstream_with("tls_verify = 1")),
+            "test.toml:6:14: upstream.tls_verify: expected true or false");
+  EXPECT_EQ(only_error(upstream_with("tls_ca_file = 3")),
+            "test.toml:6:15: upstream.tls_ca_file: expected a string");
+  EXPECT_EQ(only_error(upstream_with("tls_server_name = false")),
+            "test.toml:6:19: upstream.tls_server_name: expected a string");
+  EXPECT_EQ(only_error(upstream_with("tls_verfy = true")),
+            "test.toml:6:1: unknown key \"upstream.tls_verfy\" (did you mean \"tls_verify\"?)");
+}
+
 // --- Route stickiness and tunnels ---------------------------------------------------------
 
 TEST(ConfigRoute, StickyValues) {
