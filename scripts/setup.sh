@@ -5,7 +5,8 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang-format
   libuv1-dev libssl-dev libpq-dev libtomlplusplus-dev libgtest-dev libexpected-dev node-llhttp
-  python3 curl openssl postgresql redis-server
+  python3 python3-yaml curl openssl ca-certificates postgresql redis-server
+  podman runc  # the container image test (deploy/)
 )
 [ "${GATEHOUSE_BENCH:-0}" = 1 ] && packages+=(wrk nginx-light haproxy)
 missing=()
