@@ -6,7 +6,7 @@ packages=(
   build-essential cmake pkg-config clang-format
   libuv1-dev libssl-dev libpq-dev libtomlplusplus-dev libgtest-dev libexpected-dev node-llhttp
   python3 python3-yaml curl openssl ca-certificates postgresql redis-server
-  podman runc  # the container image test (deploy/)
+  podman runc slirp4netns uidmap  # the container image test (deploy/)
 )
 [ "${GATEHOUSE_BENCH:-0}" = 1 ] && packages+=(wrk nginx-light haproxy)
 missing=()
