@@ -675,7 +675,7 @@ bool Session::process_response_head() {
     extra = "Set-Cookie: " + route.sticky_cookie + "=" + affinity_cookie_value(upstream_label_) +
             "; Path=/; HttpOnly; SameSite=Lax" + (down_->secure() ? "; Secure" : "") + "\r\n";
   }
-  append_hsts(extra);
+  append_hsts(extra, &response_parser_.head());
   write_client_response(head, response_parser_.reason(), response_, client_framing_, keep_alive,
                         client_minor, scratch, extra);
   to_client_.add_scratch_since(mark);
@@ -688,13 +688,16 @@ bool Session::process_response_head() {
   return true;
 }
 
-// Strict-Transport-Security on TLS listeners that ask for it (unless the app set one).
-void Session::append_hsts(std::string& headers) const {
+// Strict-Transport-Security on TLS listeners that ask for it, on every response
+// (Gatehouse's own errors too, like nginx's `always`), unless the app set its own.
+void Session::append_hsts(std::string& headers, const http::MessageHead* upstream_head) const {
   if (!down_->secure() || listener_index_ >= config().listeners.size()) return;
   const auto& tls = config().listeners[listener_index_].tls;
   if (!tls || !tls->hsts_max_age) return;
-  for (const http::Header& h : response_parser_.head().headers) {
-    if (http::iequals(h.name, "strict-transport-security")) return;
+  if (upstream_head) {
+    for (const http::Header& h : upstream_head->headers) {
+      if (http::iequals(h.name, "strict-transport-security")) return;
+    }
   }
   const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(*tls->hsts_max_age).count();
   headers += "Strict-Transport-Security: max-age=" + std::to_string(seconds) + "\r\n";
@@ -872,12 +875,15 @@ void Session::respond_local(int status, std::string_view body, std::string_view 
   phase_ = Phase::closing;
   uv_timer_stop(&upstream_timer_);
   arm_client_timer(kLingerTimeout);
+  // A write in flight points into the outbox: never rewrite it under its feet.
+  if (client_writing_) return close();
   to_client_.clear();
+  std::string extra(extra_headers);
+  append_hsts(extra, nullptr);
   std::size_t mark = to_client_.mark();
-  write_local_response(status, body, false, extra_headers, to_client_.scratch());
+  write_local_response(status, body, false, extra, to_client_.scratch());
   to_client_.add_scratch_since(mark);
   response_started_ = true;
-  if (client_writing_) return;  // the pending write's completion continues
   const auto& bufs = to_client_.buffers();
   if (down_->write(bufs.data(), static_cast<unsigned>(bufs.size())) != 0) return close();
   client_writing_ = true;

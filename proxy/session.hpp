@@ -88,7 +88,7 @@ class Session final : private tls::Transport::Events, private UpstreamConn::Clie
   void process_response();
   bool process_response_head();
   void pump_response_body();
-  void append_hsts(std::string& headers) const;
+  void append_hsts(std::string& headers, const http::MessageHead* upstream_head) const;
   void flush_to_client();
   void start_tunnel();
   void pump_tunnel();
