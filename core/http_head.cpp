@@ -341,14 +341,6 @@ HeadScan scan_head(std::string_view data, HeadKind kind, const HeadLimits& limit
 // ---------------------------------------------------------------------------------------
 // analyze_request / analyze_response
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (to_lower(a[i]) != to_lower(b[i])) return false;
-  }
-  return true;
-}
-
 namespace {
 
 constexpr std::string_view trim_ows(std::string_view s) {
@@ -662,11 +654,29 @@ bool is_listed_hop_by_hop(std::string_view name) {
 
 }  // namespace
 
-bool is_hop_by_hop(std::string_view name, const MessageHead& head) {
+HopByHop::HopByHop(const MessageHead& head) : head_(head) {
+  for (const Header& header : head.headers) {
+    if (!iequals(header.name, "connection")) continue;
+    if (connection_count_ < connection_.size()) connection_[connection_count_] = header.value;
+    ++connection_count_;
+  }
+}
+
+bool HopByHop::operator()(std::string_view name) const {
   if (is_listed_hop_by_hop(name)) return true;
-  return std::any_of(head.headers.begin(), head.headers.end(), [name](const Header& header) {
-    return iequals(header.name, "connection") && list_contains(header.value, name);
-  });
+  if (connection_count_ > connection_.size()) {
+    return std::any_of(head_.headers.begin(), head_.headers.end(), [name](const Header& header) {
+      return iequals(header.name, "connection") && list_contains(header.value, name);
+    });
+  }
+  for (std::size_t i = 0; i < connection_count_; ++i) {
+    if (list_contains(connection_[i], name)) return true;
+  }
+  return false;
+}
+
+bool is_hop_by_hop(std::string_view name, const MessageHead& head) {
+  return HopByHop(head)(name);
 }
 
 }  // namespace gh::http

@@ -10,6 +10,7 @@
 // Pure functions, no I/O, no allocation; any thread.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -141,7 +142,31 @@ bool analyze_response(const MessageHead& head, std::string_view request_method, 
 // The proxy re-adds framing, Connection and Upgrade itself.
 bool is_hop_by_hop(std::string_view name, const MessageHead& head);
 
-// ASCII case-insensitive comparison for header names and tokens.
-bool iequals(std::string_view a, std::string_view b);
+// The same test for every field of one message, with its Connection fields looked up
+// once (rebuilding a head asks it for every field: this keeps that linear).
+class HopByHop {
+ public:
+  explicit HopByHop(const MessageHead& head);
+  bool operator()(std::string_view name) const;
+
+ private:
+  const MessageHead& head_;
+  std::array<std::string_view, 4> connection_;  // values of the Connection fields
+  std::size_t connection_count_ = 0;            // > 4: rescan head_ (never in practice)
+};
+
+// ASCII case-insensitive comparison for header names and tokens. Inline: it runs for
+// every header of every message.
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x == y) continue;
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
 
 }  // namespace gh::http

@@ -33,9 +33,10 @@ void write_upstream_request(const http::MessageHead& head, const http::MessageIn
   out.push_back(' ');
   out.append(head.target);
   out.append(" HTTP/1.1\r\n");
+  const http::HopByHop is_hop_by_hop(head);
   for (const http::Header& h : head.headers) {
     // Host survives even when a client names it in Connection.
-    const bool hop_by_hop = http::is_hop_by_hop(h.name, head) && !iequals(h.name, "host");
+    const bool hop_by_hop = is_hop_by_hop(h.name) && !iequals(h.name, "host");
     if (hop_by_hop || iequals(h.name, "content-length") || is_forwarding_header(h.name)) continue;
     append_header(h.name, h.value, out);
   }
@@ -92,8 +93,9 @@ void write_client_response(const http::MessageHead& head, std::string_view reaso
   out.push_back(' ');
   out.append(reason.empty() ? status_text(head.status) : reason);
   out.append("\r\n");
+  const http::HopByHop is_hop_by_hop(head);
   for (const http::Header& h : head.headers) {
-    if (http::is_hop_by_hop(h.name, head)) continue;
+    if (is_hop_by_hop(h.name)) continue;
     // Without a body (HEAD, 304) the upstream's Content-Length is information, not framing.
     if (iequals(h.name, "content-length") && framing != ClientFraming::none) continue;
     append_header(h.name, h.value, out);
