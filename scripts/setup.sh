@@ -2,12 +2,17 @@
 # Installs everything Gatehouse needs to build, test and benchmark on Debian 12.
 # Idempotent: packages already present are skipped by apt.
 set -euo pipefail
-packages=(
-  build-essential cmake pkg-config clang-format
-  libuv1-dev libssl-dev libpq-dev libtomlplusplus-dev libgtest-dev libexpected-dev node-llhttp
-  python3 python3-yaml curl openssl ca-certificates postgresql redis-server
-  podman runc slirp4netns uidmap  # the container image test (deploy/)
+# What the binary is built from (deploy/Dockerfile's build stage installs the same).
+build_packages=(
+  build-essential cmake pkg-config ca-certificates
+  libuv1-dev libssl-dev libpq-dev libtomlplusplus-dev libexpected-dev node-llhttp
 )
+# What the tests run against: real peers, clients and the container engine.
+test_packages=(
+  clang-format libgtest-dev python3 python3-yaml curl openssl postgresql redis-server
+  podman runc slirp4netns uidmap
+)
+packages=("${build_packages[@]}" "${test_packages[@]}")
 [ "${GATEHOUSE_BENCH:-0}" = 1 ] && packages+=(wrk nginx-light haproxy)
 missing=()
 for p in "${packages[@]}"; do
