@@ -68,6 +68,7 @@ class Session final : private tls::Transport::Events, private UpstreamConn::Clie
   void start_exchange(std::size_t head_length, bool message_complete);
   void pump_request_body();
   void flush_to_upstream();
+  void send_head_and_body();
 
   // Plain listeners that redirect to HTTPS (and serve ACME http-01 challenges).
   bool answer_redirect_listener();
