@@ -65,7 +65,11 @@ class AdminServer::Connection {
   void respond(const AdminResponse& response) {
     uv_read_stop(stream());
     reply_.clear();
-    write_local_response(response.status, response.body, false, {}, reply_);
+    // Probes must never see a cached answer; a 503 says when to ask again.
+    std::string_view headers = response.status == 503
+                                   ? "Cache-Control: no-store\r\nRetry-After: 5\r\n"
+                                   : "Cache-Control: no-store\r\n";
+    write_local_response(response.status, response.body, false, headers, reply_);
     uv_buf_t buf = uv_buf_init(reply_.data(), static_cast<unsigned>(reply_.size()));
     write_req_.data = this;
     if (uv_write(&write_req_, stream(), &buf, 1,

@@ -16,8 +16,9 @@ constexpr const char* kUsage =
     "usage: gatehouse [-c FILE] [--ready-file PATH]   run the proxy (embedded default config\n"
     "                                                 without -c)\n"
     "       gatehouse check -c FILE                   validate a config file, like nginx -t\n"
-    "       gatehouse healthcheck [URL]               exit 0 if URL answers 2xx (default\n"
-    "                                                 http://127.0.0.1:9901/readyz), else 1\n"
+    "       gatehouse healthcheck [--url URL] [--live]  exit 0 if URL answers 2xx (default\n"
+    "                                                 http://127.0.0.1:9901/readyz; --live:\n"
+    "                                                 /livez), else 1\n"
     "       gatehouse version                         print the version\n"
     "       gatehouse --help                          this text\n";
 
@@ -40,6 +41,28 @@ int check(const std::string& path) {
   if (!problems.empty()) return 1;
   std::printf("gatehouse check: %s is valid\n", path.c_str());
   return 0;
+}
+
+// `gatehouse healthcheck [--url URL | URL] [--live]`: for Docker HEALTHCHECK in images
+// without a shell, curl or wget. Exit 0 ready, 1 not (never 2: Docker reserves it).
+int healthcheck(std::vector<std::string_view> args) {
+  std::string url = gh::health::kDefaultHealthcheckUrl;
+  bool live = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--live") {
+      live = true;
+    } else if (args[i] == "--url" && i + 1 < args.size()) {
+      url = std::string(args[++i]);
+    } else if (!args[i].starts_with("-")) {
+      url = std::string(args[i]);
+    } else {
+      std::fprintf(stderr, "gatehouse healthcheck: unknown argument '%.*s'\n",
+                   static_cast<int>(args[i].size()), args[i].data());
+      return 1;
+    }
+  }
+  if (live && url.ends_with("/readyz")) url.replace(url.size() - 7, 7, "/livez");
+  return gh::health::run_healthcheck(url, std::chrono::seconds(5));
 }
 
 }  // namespace
@@ -67,10 +90,7 @@ int main(int argc, char** argv) {
     } else if (a == "check" || a == "run") {
       command = std::string(a);
     } else if (a == "healthcheck") {
-      // For Docker HEALTHCHECK in images without a shell, curl or wget.
-      std::string url =
-          i + 1 < args.size() ? std::string(args[i + 1]) : gh::health::kDefaultHealthcheckUrl;
-      return gh::health::run_healthcheck(url, std::chrono::seconds(5));
+      return healthcheck({args.begin() + static_cast<long>(i) + 1, args.end()});
     } else if (a == "-c" || a == "--config") {
       options.config_path = value();
     } else if (a == "--ready-file") {

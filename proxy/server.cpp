@@ -376,7 +376,19 @@ class Control {
       health::HealthStatePtr state = checker_->current();
       return {state->ready() ? 200 : 503, state->readyz_text()};
     }
+    if (path.starts_with("/readyz/") && checker_) return check_status(path.substr(8));
     return {404, "not found\n"};
+  }
+
+  // /readyz/<name>: one check, from the cached state (asking never adds probes).
+  AdminResponse check_status(std::string_view name) {
+    health::HealthStatePtr state = checker_->current();
+    for (const health::CheckStatus& check : state->checks) {
+      if (check.name != name) continue;
+      if (check.healthy()) return {200, "ok " + check.name + "\n"};
+      return {503, "fail " + check.name + ": " + check.reason + "\n"};
+    }
+    return {404, "no check named " + std::string(name) + "\n"};
   }
 
   void write_ready_file() {

@@ -17,11 +17,15 @@ from harness import (GATEHOUSE_BIN, Gatehouse, HttpClient, Upstream, make_config
 
 
 def get(port: int, path: str) -> tuple[int, str]:
+    return get_with_headers(port, path)[:2]
+
+
+def get_with_headers(port: int, path: str):
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as r:
-            return r.status, r.read().decode()
+            return r.status, r.read().decode(), r.headers
     except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+        return e.code, e.read().decode(), e.headers
 
 
 def wait_for(predicate, timeout: float = 10.0, step: float = 0.1):
@@ -34,8 +38,9 @@ def wait_for(predicate, timeout: float = 10.0, step: float = 0.1):
     return predicate()
 
 
-def healthcheck(admin_port: int) -> int:
-    return subprocess.run([GATEHOUSE_BIN, "healthcheck", f"http://127.0.0.1:{admin_port}/readyz"],
+def healthcheck(admin_port: int, *flags: str) -> int:
+    return subprocess.run([GATEHOUSE_BIN, "healthcheck", "--url",
+                           f"http://127.0.0.1:{admin_port}/readyz", *flags],
                           capture_output=True, timeout=10).returncode
 
 
@@ -103,6 +108,14 @@ class ReadinessTest(unittest.TestCase):
         self.assertEqual(status, 503, body)
         self.assertIn("fail db", body)
         self.assertEqual(healthcheck(gatehouse.admin_port), 1)
+        # Liveness never depends on upstreams; one check can be asked on its own.
+        self.assertEqual(healthcheck(gatehouse.admin_port, "--live"), 0)
+        status, body, headers = get_with_headers(gatehouse.admin_port, "/readyz/db")
+        self.assertEqual(status, 503, body)
+        self.assertEqual(headers.get("Cache-Control"), "no-store")
+        self.assertIsNotNone(headers.get("Retry-After"))
+        self.assertEqual(get(gatehouse.admin_port, "/readyz/app")[0], 200)
+        self.assertEqual(get(gatehouse.admin_port, "/readyz/nope")[0], 404)
 
     def test_wrong_password_is_not_ready(self):
         # pg_isready would call this server up; the probe authenticates.
