@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/http_head.hpp"
 #include "core/http_parser.hpp"
 
 namespace gh::http {
@@ -12,30 +13,6 @@ int hex_value(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-bool is_tchar(unsigned char c) {
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
 }
 
 // Field values and extensions: visible ASCII, SP, HTAB and obs-text; no other controls.
@@ -123,7 +100,7 @@ ChunkedDecoder::Step ChunkedDecoder::feed(const char* data, std::size_t length, 
       case State::trailer_start:
         if (c == '\r') {
           state_ = State::final_lf;
-        } else if (is_tchar(c)) {
+        } else if (is_token_char(c)) {
           state_ = State::trailer_name;
         } else {
           return fail("invalid trailer field", i);
@@ -134,7 +111,7 @@ ChunkedDecoder::Step ChunkedDecoder::feed(const char* data, std::size_t length, 
       case State::trailer_name:
         if (c == ':') {
           state_ = State::trailer_value;
-        } else if (!is_tchar(c)) {
+        } else if (!is_token_char(c)) {
           return fail("invalid trailer field", i);
         }
         ++trailer_bytes_;

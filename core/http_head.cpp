@@ -679,4 +679,8 @@ bool is_hop_by_hop(std::string_view name, const MessageHead& head) {
   return HopByHop(head)(name);
 }
 
+bool is_token_char(unsigned char c) {
+  return has(c, kTchar);
+}
+
 }  // namespace gh::http

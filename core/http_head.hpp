@@ -155,6 +155,9 @@ class HopByHop {
   std::size_t connection_count_ = 0;            // > 4: rescan head_ (never in practice)
 };
 
+// RFC 9110 tchar: the characters of header names and other tokens.
+bool is_token_char(unsigned char c);
+
 // ASCII case-insensitive comparison for header names and tokens. Inline: it runs for
 // every header of every message.
 inline bool iequals(std::string_view a, std::string_view b) {

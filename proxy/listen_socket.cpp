@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "health/host_set.hpp"
+
 namespace gh::proxy {
 namespace {
 
@@ -50,18 +52,6 @@ Result<int> open_socket(const sockaddr_storage& address, const std::string& text
   return fd;
 }
 
-std::string address_text(const sockaddr_storage& a) {
-  char host[INET6_ADDRSTRLEN] = {};
-  if (a.ss_family == AF_INET6) {
-    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(a);
-    inet_ntop(AF_INET6, &v6.sin6_addr, host, sizeof host);
-    return "[" + std::string(host) + "]:" + std::to_string(ntohs(v6.sin6_port));
-  }
-  const auto& v4 = reinterpret_cast<const sockaddr_in&>(a);
-  inet_ntop(AF_INET, &v4.sin_addr, host, sizeof host);
-  return std::string(host) + ":" + std::to_string(ntohs(v4.sin_port));
-}
-
 }  // namespace
 
 Result<BoundListener> bind_listener(const config::HostPort& address, unsigned count) {
@@ -79,7 +69,7 @@ Result<BoundListener> bind_listener(const config::HostPort& address, unsigned co
       // Port 0: every worker's socket joins the port the kernel gave the first one.
       socklen_t len = sizeof storage;
       getsockname(*fd, reinterpret_cast<sockaddr*>(&storage), &len);
-      bound.address = address_text(storage);
+      bound.address = health::address_label(reinterpret_cast<const sockaddr*>(&storage));
     }
     bound.fds.push_back(*fd);
   }

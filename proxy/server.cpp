@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "core/clock.hpp"
 #include "core/log.hpp"
 #include "core/post_queue.hpp"
 #include "health/checker.hpp"
@@ -52,13 +53,6 @@ void log_tls(const Snapshot::TlsContexts& contexts, const config::Config& config
                   contexts[i]->describe().c_str());
     }
   }
-}
-
-std::uint64_t monotonic_ms() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
-         static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
 }
 
 class Control {

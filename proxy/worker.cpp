@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "core/clock.hpp"
 #include "core/log.hpp"
 #include "proxy/session.hpp"
 
@@ -14,13 +15,6 @@ constexpr std::size_t kAccessLogFlushBytes = 64 * 1024;
 std::size_t buffer_size_for(const config::Config& config) {
   // A whole head must fit in one buffer so its fields stay contiguous for the parser.
   return std::max<std::size_t>(16 * 1024, config.limits.header_bytes + 1024);
-}
-
-std::uint64_t wall_ms() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
-         static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
 }
 
 }  // namespace
@@ -38,7 +32,7 @@ Worker::Worker(unsigned index, std::vector<int> listen_fds, SnapshotPtr snapshot
   uv_timer_init(&loop_, &tick_);
   tick_.data = this;
   adopt_snapshot(std::move(snapshot));
-  last_tick_ms_ = wall_ms();
+  last_tick_ms_ = monotonic_ms();
 }
 
 Worker::~Worker() {
@@ -165,7 +159,7 @@ UpstreamConn& Worker::open_upstream(HostState& host) {
 }
 
 void Worker::on_tick() {
-  last_tick_ms_.store(wall_ms(), std::memory_order_relaxed);
+  last_tick_ms_.store(monotonic_ms(), std::memory_order_relaxed);
   flush_access_log();
   close_idle_upstreams(false);
 }
