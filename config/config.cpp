@@ -417,6 +417,7 @@ class Loader {
   void require_listener(const toml::table& root);
   void default_route(const toml::table& root);
   void warn_unused_upstreams();
+  unsigned upstream_min_healthy(std::string_view name) const;
 
   std::string file_;
   Config config_;
@@ -797,7 +798,7 @@ void Loader::claim_address(const HostPort& address, const toml::node& at, const 
 void Loader::load_upstream(const Scope& scope) {
   check_keys(scope, {"name", "servers", "balance", "keepalive", "resolve_interval", "panic",
                      "passive_failures", "passive_cooldown", "tls", "tls_verify", "tls_ca_file",
-                     "tls_server_name"});
+                     "tls_server_name", "min_healthy"});
   Upstream upstream;
   upstream.name = upstream_name(scope);
   if (const toml::node* node = required(scope, "servers")) {
@@ -817,6 +818,7 @@ void Loader::load_upstream(const Scope& scope) {
   read_bool(scope, "panic", upstream.panic);
   read_integer(scope, "passive_failures", 0, upstream.passive_failures);
   read_duration(scope, "passive_cooldown", upstream.passive_cooldown);
+  read_integer(scope, "min_healthy", 1, upstream.min_healthy);
   read_bool(scope, "tls", upstream.tls);
   const toml::node* verify = read_bool(scope, "tls_verify", upstream.tls_verify);
   read_string(scope, "tls_ca_file", upstream.tls_ca_file);
@@ -957,10 +959,18 @@ void Loader::warn_socket_io(const Route& route, const toml::node* sticky,
   }
 }
 
+unsigned Loader::upstream_min_healthy(std::string_view name) const {
+  for (const Upstream& upstream : config_.upstreams) {
+    if (upstream.name == name) return upstream.min_healthy;
+  }
+  return 1;
+}
+
 void Loader::load_check(const Scope& scope) {
-  check_keys(scope, {"name", "type", "target", "upstream", "password_file", "query",
-                     "require_primary", "path", "expect_status", "expect_body", "interval",
-                     "timeout", "jitter", "start_period", "rise", "fall", "required"});
+  check_keys(scope,
+             {"name", "type", "target", "upstream", "password_file", "query", "require_primary",
+              "path", "expect_status", "expect_body", "interval", "timeout", "jitter",
+              "start_period", "rise", "fall", "required", "min_healthy"});
   Check check;
   check.name = check_name(scope);
   const toml::node* interval = read_duration(scope, "interval", check.interval);
@@ -1016,7 +1026,8 @@ void Loader::load_check_type_keys(const Scope& scope, Check& check) {
                              {"require_primary", bit(postgres)},
                              {"path", bit(http)},
                              {"expect_status", bit(http)},
-                             {"expect_body", bit(http)}};
+                             {"expect_body", bit(http)},
+                             {"min_healthy", bit(http)}};
   for (const auto& [key, node] : scope.table) {
     auto rule = std::find_if(std::begin(kRules), std::end(kRules),
                              [&](const Rule& r) { return r.key == key.str(); });
@@ -1068,6 +1079,7 @@ void Loader::load_check_type_keys(const Scope& scope, Check& check) {
         if (auto name = string_value(*node, scope.path("upstream"))) {
           if (upstream_names_.contains(*name)) {
             check.upstream = *name;
+            check.min_healthy = upstream_min_healthy(*name);
           } else {
             error(node->source(), "check: upstream " + quoted(*name) + " is not defined");
           }
@@ -1097,6 +1109,7 @@ void Loader::load_check_type_keys(const Scope& scope, Check& check) {
         }
       }
       read_string(scope, "expect_body", check.expect_body);
+      read_integer(scope, "min_healthy", 1, check.min_healthy);
       break;
   }
 }

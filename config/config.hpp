@@ -99,6 +99,8 @@ struct Upstream {
   // its next passing check (or, without checks, for `passive_cooldown`).
   unsigned passive_failures = 3;
   Duration passive_cooldown = std::chrono::seconds(10);
+  // /readyz needs at least this many hosts passing the group's http checks.
+  unsigned min_healthy = 1;
   // TLS to the servers. tls_verify checks the chain (against tls_ca_file, a PEM bundle,
   // or the system store when "") and the name: tls_server_name, or when "" the host part
   // of each server (an IP literal is verified as an IP and sends no SNI).
@@ -137,7 +139,8 @@ struct Check {
   std::string path = "/";          // http
   int expect_status_min = 200;     // http: "200-399" or "200"
   int expect_status_max = 399;
-  std::string expect_body;  // http: substring the body must contain
+  std::string expect_body;   // http: substring the body must contain
+  unsigned min_healthy = 1;  // http: passing hosts the check needs (default: the upstream's)
   Duration interval = std::chrono::seconds(5);
   Duration timeout = std::chrono::seconds(2);
   Duration jitter = std::chrono::milliseconds(0);

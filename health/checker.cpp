@@ -4,6 +4,7 @@
 #include <chrono>
 #include <unordered_set>
 
+#include "core/clock.hpp"
 #include "core/log.hpp"
 #include "health/probe_logic.hpp"
 
@@ -35,6 +36,7 @@ struct Checker::Target {
   HealthTracker tracker{1, 1, 0, 0};  // replaced on activation
   std::string reason;                 // the latest failure; "" after a pass
   uint64_t attempt_started_ms = 0;
+  TargetStatus status;  // details for /readyz?verbose, JSON and /metrics
 };
 
 namespace {
@@ -57,6 +59,26 @@ Result<void> validate(const config::Check& check, config::HostPort& address) {
       return {};
   }
   return {};
+}
+
+void record_details(TargetStatus& status, const ProbeResult& result, uint64_t latency_ms) {
+  status.has_result = true;
+  status.last_result_ms = monotonic_ms();
+  status.latency_ms = latency_ms;
+  if (result.ok) {
+    ++status.consecutive_ok;
+    status.consecutive_failed = 0;
+  } else {
+    ++status.consecutive_failed;
+    status.consecutive_ok = 0;
+    status.last_error = result.reason;
+  }
+}
+
+// 2 intervals without a result (plus the attempt's own bounds) means a stuck prober.
+uint64_t stale_after_ms(const config::Check& check) {
+  return static_cast<uint64_t>(2 * check.interval.count() + check.timeout.count() +
+                               std::max<int64_t>(0, check.jitter.count()));
 }
 
 // The state and reason of a check without an upstream: its single target's.
@@ -155,6 +177,8 @@ void Checker::activate(Target& target, uint64_t delay_ms) {
   target.tracker = HealthTracker(c.rise, c.fall, static_cast<uint64_t>(c.start_period.count()),
                                  loop_now_ms(loop_));
   target.probe = make_probe(target.run, target.label.empty() ? nullptr : &target.host);
+  target.status.label = target.label;
+  target.status.last_result_ms = monotonic_ms();  // staleness counts from here
   target.timer = make_timer(loop_, &target);
   uv_timer_start(
       target.timer.get(),
@@ -219,6 +243,7 @@ void Checker::run_probe(Target& target) {
 void Checker::on_probe_done(Target& target, ProbeResult result) {
   if (on_result_) on_result_(target.run.check.name, target.label, result);
   target.reason = result.ok ? "" : result.reason;
+  record_details(target.status, result, loop_now_ms(loop_) - target.attempt_started_ms);
   bool flipped = target.tracker.record(result.ok, loop_now_ms(loop_));
   if (flipped && !target.label.empty()) {
     GH_LOG_INFO("check %s: host %s is now %s%s%s", target.run.check.name.c_str(),
@@ -260,21 +285,16 @@ bool Checker::update_run(Run& run) {
       return std::count_if(run.targets.begin(), run.targets.end(),
                            [h](const auto& t) { return t->tracker.state() == h; });
     };
-    if (count(Health::healthy) > 0) {
+    const auto healthy = static_cast<unsigned>(count(Health::healthy));
+    const auto unknown = static_cast<unsigned>(count(Health::unknown));
+    const unsigned needed = std::max(1u, run.check.min_healthy);
+    if (healthy >= needed) {
       health = Health::healthy;
-    } else if (count(Health::unknown) > 0) {
+    } else if (healthy + unknown >= needed) {
       reason = "no result yet";
     } else {
       health = Health::unhealthy;
-      reason = "no healthy host in upstream " + run.check.upstream + ":";
-      for (std::size_t i = 0; i < run.targets.size() && i < kHostsInReason; ++i) {
-        reason += " " + run.targets[i]->label + ": " + run.targets[i]->reason + ";";
-      }
-      if (run.targets.size() > kHostsInReason) {
-        reason += " and " + std::to_string(run.targets.size() - kHostsInReason) + " more";
-      } else {
-        reason.pop_back();
-      }
+      reason = failing_hosts_reason(run, healthy, needed);
     }
   }
   run.reason = reason;
@@ -288,6 +308,30 @@ bool Checker::update_run(Run& run) {
   return true;
 }
 
+// "no healthy host in upstream app: 127.0.0.1:8081: HTTP 500; ..." or, with min_healthy,
+// "1/3 hosts healthy in upstream app, need 2: ...".
+std::string Checker::failing_hosts_reason(const Run& run, unsigned healthy, unsigned needed) {
+  std::string reason = healthy == 0 && needed == 1
+                           ? "no healthy host in upstream " + run.check.upstream + ":"
+                           : std::to_string(healthy) + "/" + std::to_string(run.targets.size()) +
+                                 " hosts healthy in upstream " + run.check.upstream + ", need " +
+                                 std::to_string(needed) + ":";
+  std::size_t listed = 0;
+  for (const auto& target : run.targets) {
+    if (target->tracker.state() == Health::healthy || listed == kHostsInReason) continue;
+    reason += " " + target->label + ": " +
+              (target->reason.empty() ? std::string("no result yet") : target->reason) + ";";
+    ++listed;
+  }
+  const std::size_t failing = run.targets.size() - healthy;
+  if (failing > listed) {
+    reason += " and " + std::to_string(failing - listed) + " more";
+  } else {
+    reason.pop_back();
+  }
+  return reason;
+}
+
 HealthStatePtr Checker::build_state() const {
   auto state = std::make_shared<HealthState>();
   for (const auto& run : runs_) {
@@ -298,7 +342,13 @@ HealthStatePtr Checker::build_state() const {
     status.health = run->health;
     status.reason = run->reason;
     status.upstream = run->check.upstream;
+    status.min_healthy = run->check.min_healthy;
     status.since = run->since;
+    status.stale_after_ms = stale_after_ms(run->check);
+    for (const auto& target : run->targets) {
+      status.targets.push_back(target->status);
+      status.targets.back().health = target->tracker.state();
+    }
     state->checks.push_back(std::move(status));
     if (run->check.type != config::CheckType::http) continue;
     auto& hosts = state->host_health[run->check.upstream];

@@ -85,6 +85,7 @@ class Checker {
   void on_probe_done(Target& target, ProbeResult result);
   void schedule_next(Target& target);
   bool update_run(Run& run);
+  static std::string failing_hosts_reason(const Run& run, unsigned healthy, unsigned needed);
   HealthStatePtr build_state() const;
   void publish();
   uint64_t jitter_ms(const Run& run);

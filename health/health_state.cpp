@@ -51,21 +51,49 @@ const char* check_type_name(config::CheckType type) {
   return "?";
 }
 
-bool HealthState::ready() const {
-  return std::all_of(checks.begin(), checks.end(),
-                     [](const CheckStatus& c) { return !c.required || c.healthy(); });
+unsigned CheckStatus::healthy_targets() const {
+  return static_cast<unsigned>(std::count_if(
+      targets.begin(), targets.end(), [](const auto& t) { return t.health == Health::healthy; }));
 }
 
-std::string HealthState::readyz_text() const {
-  if (checks.empty()) return "ok (no checks)\n";
-  std::string out;
-  for (const CheckStatus& c : checks) {
-    out += c.healthy() ? "ok " : "fail ";
-    out += c.name + " (" + check_type_name(c.type) + (c.required ? ")" : ", optional)");
-    if (!c.healthy()) out += ": " + (c.reason.empty() ? std::string("failing") : c.reason);
-    out += "\n";
+uint64_t CheckStatus::oldest_result_ms() const {
+  uint64_t oldest = 0;
+  for (const TargetStatus& t : targets) {
+    if (oldest == 0 || t.last_result_ms < oldest) oldest = t.last_result_ms;
   }
-  return out;
+  return oldest;
+}
+
+uint64_t CheckStatus::max_latency_ms() const {
+  uint64_t slowest = 0;
+  for (const TargetStatus& t : targets) slowest = std::max(slowest, t.latency_ms);
+  return slowest;
+}
+
+bool CheckStatus::stale(uint64_t now_ms) const {
+  const uint64_t oldest = oldest_result_ms();
+  return stale_after_ms > 0 && oldest > 0 && now_ms > oldest + stale_after_ms;
+}
+
+std::string CheckStatus::failure(uint64_t now_ms) const {
+  if (stale(now_ms)) {
+    return "stale: no probe result for " + std::to_string((now_ms - oldest_result_ms()) / 1000) +
+           " s (prober stuck?)";
+  }
+  if (healthy()) return "";
+  return reason.empty() ? "failing" : reason;
+}
+
+bool HealthState::ready(uint64_t now_ms) const {
+  return std::all_of(checks.begin(), checks.end(),
+                     [now_ms](const CheckStatus& c) { return !c.required || c.passing(now_ms); });
+}
+
+const CheckStatus* HealthState::find(std::string_view name) const {
+  for (const CheckStatus& c : checks) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
 }
 
 HostSetPtr apply_health(const HostSetPtr& set, const HealthState& state) {

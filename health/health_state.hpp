@@ -59,6 +59,20 @@ class HealthTracker {
 
 const char* check_type_name(config::CheckType type);
 
+// One probed target of a check: the check's own target, or one host of its upstream.
+struct TargetStatus {
+  std::string label;  // host label; "" for checks without an upstream
+  Health health = Health::unknown;
+  std::string last_error;       // the latest failure, kept after recovery ("" if none yet)
+  uint64_t latency_ms = 0;      // the latest attempt's duration
+  unsigned consecutive_ok = 0;  // raw results in a row, before rise/fall
+  unsigned consecutive_failed = 0;
+  // Monotonic ms (gh::monotonic_ms) of the latest result; before the first one, when
+  // probing started (so a prober that never answers goes stale too).
+  uint64_t last_result_ms = 0;
+  bool has_result = false;
+};
+
 struct CheckStatus {
   std::string name;
   config::CheckType type = config::CheckType::tcp;
@@ -68,9 +82,23 @@ struct CheckStatus {
   // or for an upstream check a summary of its failing hosts; empty when healthy.
   std::string reason;
   std::string upstream;                         // http checks: the upstream whose hosts are probed
+  unsigned min_healthy = 1;                     // http checks: hosts that must pass
   std::chrono::system_clock::time_point since;  // when `health` took its current value
+  std::vector<TargetStatus> targets;
+  // A result older than this (2 intervals + timeout + jitter) means a stuck prober: the
+  // check then counts as failed whatever it said last.
+  uint64_t stale_after_ms = 0;
 
   bool healthy() const { return health == Health::healthy; }
+  unsigned healthy_targets() const;
+  // The oldest of the targets' latest results (0 without targets).
+  uint64_t oldest_result_ms() const;
+  uint64_t max_latency_ms() const;
+  bool stale(uint64_t now_ms) const;
+  // Healthy and fresh at `now_ms`.
+  bool passing(uint64_t now_ms) const { return healthy() && !stale(now_ms); }
+  // Why it is not passing ("" when it is).
+  std::string failure(uint64_t now_ms) const;
 };
 
 struct HealthState {
@@ -79,11 +107,9 @@ struct HealthState {
   // (a host missing here has no result yet: treat it as healthy).
   std::unordered_map<std::string, std::unordered_map<std::string, bool>> host_health;
 
-  // Every required check healthy (true without checks).
-  bool ready() const;
-  // One line per check: "ok db (postgres)", "fail db (postgres): 28P01 password ...",
-  // optional checks as "ok cache (redis, optional)". "ok (no checks)" without checks.
-  std::string readyz_text() const;
+  // Every required check passing at `now_ms` (monotonic; true without checks).
+  bool ready(uint64_t now_ms) const;
+  const CheckStatus* find(std::string_view name) const;
 };
 
 using HealthStatePtr = std::shared_ptr<const HealthState>;

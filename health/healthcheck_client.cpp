@@ -123,10 +123,6 @@ Result<ProbeResult> read_response(int fd, HttpResponseReader& reader,
   }
 }
 
-std::string first_line(const std::string& text) {
-  return text.substr(0, text.find('\n'));
-}
-
 }  // namespace
 
 Result<HealthcheckUrl> parse_healthcheck_url(std::string_view url) {
@@ -188,8 +184,14 @@ int run_healthcheck(const std::string& url_text, std::chrono::milliseconds timeo
   auto verdict = read_response(socket.get(), reader, deadline);
   if (!verdict) return report_error(verdict.error().message);
   if (reader.status_line().empty()) return report_error(verdict->reason);
-  std::fprintf(out, "%s\n", reader.status_line().c_str());
-  if (!reader.body().empty()) std::fprintf(out, "%s\n", first_line(reader.body()).c_str());
+  std::string text = reader.status_line() + "\n" + reader.body();
+  if (!text.ends_with('\n')) text += "\n";
+  if (text.size() > kHealthcheckOutputLimit) {
+    constexpr std::string_view kCut = "...(cut)\n";
+    text.resize(kHealthcheckOutputLimit - kCut.size());
+    text += kCut;
+  }
+  std::fwrite(text.data(), 1, text.size(), out);
   return verdict->ok ? 0 : 1;
 }
 

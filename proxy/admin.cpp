@@ -6,6 +6,22 @@
 
 namespace gh::proxy {
 
+namespace {
+
+AdminRequest admin_request(const http::MessageHead& head) {
+  AdminRequest request;
+  request.method = head.method;
+  const std::size_t question = head.target.find('?');
+  request.path = head.target.substr(0, question);
+  if (question != std::string_view::npos) request.query = head.target.substr(question + 1);
+  for (const http::Header& header : head.headers) {
+    if (http::iequals(header.name, "accept")) request.accept = header.value;
+  }
+  return request;
+}
+
+}  // namespace
+
 class AdminServer::Connection {
  public:
   Connection(AdminServer& server) : server_(server), parser_(http::HeadKind::request, 64) {
@@ -58,8 +74,7 @@ class AdminServer::Connection {
         http::HttpParser::Outcome::error) {
       return respond({400, "bad request\n"});
     }
-    std::string_view target = parser_.head().target;
-    respond(server_.handler_(parser_.head().method, target.substr(0, target.find('?'))));
+    respond(server_.handler_(admin_request(parser_.head())));
   }
 
   void respond(const AdminResponse& response) {
@@ -69,7 +84,8 @@ class AdminServer::Connection {
     std::string_view headers = response.status == 503
                                    ? "Cache-Control: no-store\r\nRetry-After: 5\r\n"
                                    : "Cache-Control: no-store\r\n";
-    write_local_response(response.status, response.body, false, headers, reply_);
+    write_local_response(response.status, response.body, false, headers, reply_,
+                         response.content_type);
     uv_buf_t buf = uv_buf_init(reply_.data(), static_cast<unsigned>(reply_.size()));
     write_req_.data = this;
     if (uv_write(&write_req_, stream(), &buf, 1,

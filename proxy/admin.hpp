@@ -14,14 +14,22 @@
 
 namespace gh::proxy {
 
+struct AdminRequest {
+  std::string_view method;
+  std::string_view path;    // without the query
+  std::string_view query;   // after '?', "" if none
+  std::string_view accept;  // the Accept header, "" if none
+};
+
 struct AdminResponse {
   int status = 200;
   std::string body;
+  const char* content_type = "text/plain; charset=utf-8";
 };
 
 class AdminServer {
  public:
-  using Handler = std::function<AdminResponse(std::string_view method, std::string_view path)>;
+  using Handler = std::function<AdminResponse(const AdminRequest& request)>;
 
   AdminServer(uv_loop_t* loop, Handler handler);
   ~AdminServer();

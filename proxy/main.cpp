@@ -17,8 +17,8 @@ constexpr const char* kUsage =
     "                                                 without -c)\n"
     "       gatehouse check -c FILE                   validate a config file, like nginx -t\n"
     "       gatehouse healthcheck [--url URL] [--live]  exit 0 if URL answers 2xx (default\n"
-    "                                                 http://127.0.0.1:9901/readyz; --live:\n"
-    "                                                 /livez), else 1\n"
+    "                                                 http://127.0.0.1:9901/readyz?verbose;\n"
+    "                                                 --live: /livez), else 1\n"
     "       gatehouse version                         print the version\n"
     "       gatehouse --help                          this text\n";
 
@@ -61,7 +61,10 @@ int healthcheck(std::vector<std::string_view> args) {
       return 1;
     }
   }
-  if (live && url.ends_with("/readyz")) url.replace(url.size() - 7, 7, "/livez");
+  if (live) {
+    const std::size_t readyz = url.rfind("/readyz");
+    if (readyz != std::string::npos) url.replace(readyz, std::string::npos, "/livez");
+  }
   return gh::health::run_healthcheck(url, std::chrono::seconds(5));
 }
 

@@ -120,13 +120,15 @@ void write_client_response(const http::MessageHead& head, std::string_view reaso
 }
 
 void write_local_response(int status, std::string_view body, bool keep_alive,
-                          std::string_view extra_headers, std::string& out) {
+                          std::string_view extra_headers, std::string& out,
+                          std::string_view content_type) {
   out.append("HTTP/1.1 ");
   append_number(static_cast<std::uint64_t>(status), out);
   out.push_back(' ');
   out.append(status_text(status));
-  out.append(
-      "\r\nServer: gatehouse\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ");
+  out.append("\r\nServer: gatehouse\r\nContent-Type: ");
+  out.append(content_type);
+  out.append("\r\nContent-Length: ");
   append_number(body.size(), out);
   out.append("\r\n");
   out.append(extra_headers);

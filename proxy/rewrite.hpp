@@ -35,7 +35,8 @@ void write_client_response(const http::MessageHead& head, std::string_view reaso
 
 // A complete short plain-text response made by Gatehouse itself (errors, redirects).
 void write_local_response(int status, std::string_view body, bool keep_alive,
-                          std::string_view extra_headers, std::string& out);
+                          std::string_view extra_headers, std::string& out,
+                          std::string_view content_type = "text/plain; charset=utf-8");
 
 std::string_view status_text(int status);
 

@@ -15,10 +15,12 @@
 #include "core/post_queue.hpp"
 #include "health/checker.hpp"
 #include "health/health_state.hpp"
+#include "health/readiness_report.hpp"
 #include "health/resolver.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/certificates.hpp"
 #include "proxy/listen_socket.hpp"
+#include "proxy/metrics.hpp"
 #include "proxy/worker.hpp"
 
 namespace gh::proxy {
@@ -112,7 +114,7 @@ class Control {
       }
       admin_address_ = b->address;
       admin_ = std::make_unique<AdminServer>(
-          &loop_, [this](std::string_view m, std::string_view p) { return admin_request(m, p); });
+          &loop_, [this](const AdminRequest& request) { return admin_request(request); });
       if (auto ok = admin_->listen(b->fds[0]); !ok) {
         GH_LOG_ERROR("%s", ok.error().message.c_str());
         return 1;
@@ -354,35 +356,49 @@ class Control {
     posts_.close();
   }
 
-  AdminResponse admin_request(std::string_view method, std::string_view path) {
-    if (method != "GET" && method != "HEAD") return {405, "method not allowed\n"};
-    if (path == "/livez") {
+  AdminResponse admin_request(const AdminRequest& request) {
+    if (request.method != "GET" && request.method != "HEAD") return {405, "method not allowed\n"};
+    if (request.path == "/livez") {
       const std::uint64_t now = monotonic_ms();
       for (const auto& w : workers_) {
         if (now - w->last_tick_ms() > kLivenessWindowMs) return {503, "a worker loop is stuck\n"};
       }
       return {200, "ok\n"};
     }
-    if (path == "/readyz") {
-      // Ready: listeners up, config loaded, every required check passing, not draining.
-      if (draining_) return {503, "draining\n"};
-      if (!checker_) return {200, "ready\n"};
-      health::HealthStatePtr state = checker_->current();
-      return {state->ready() ? 200 : 503, state->readyz_text()};
+    if (request.path == "/metrics") return {200, metrics_text(), kPrometheusContentType};
+    // Ready: listeners up, config loaded, every required check passing and fresh, not
+    // draining. Answers come from the cached state: asking never adds probes.
+    const auto format = health::report_format(request.query, request.accept);
+    health::HealthStatePtr state = checker_ ? checker_->current() : nullptr;
+    if (request.path == "/readyz") {
+      return admin_response(
+          health::readiness_report(state.get(), draining_, monotonic_ms(), format));
     }
-    if (path.starts_with("/readyz/") && checker_) return check_status(path.substr(8));
+    if (request.path.starts_with("/readyz/") && state) {
+      const std::string_view name = request.path.substr(8);
+      if (auto report = health::check_report(*state, name, monotonic_ms(), format)) {
+        return admin_response(*report);
+      }
+      return {404, "no check named " + std::string(name) + "\n"};
+    }
     return {404, "not found\n"};
   }
 
-  // /readyz/<name>: one check, from the cached state (asking never adds probes).
-  AdminResponse check_status(std::string_view name) {
-    health::HealthStatePtr state = checker_->current();
-    for (const health::CheckStatus& check : state->checks) {
-      if (check.name != name) continue;
-      if (check.healthy()) return {200, "ok " + check.name + "\n"};
-      return {503, "fail " + check.name + ": " + check.reason + "\n"};
-    }
-    return {404, "no check named " + std::string(name) + "\n"};
+  std::string metrics_text() const {
+    MetricsInput input;
+    for (const auto& w : workers_) input.workers.push_back(w->published_stats());
+    health::HealthStatePtr state = checker_ ? checker_->current() : nullptr;
+    input.health = state.get();
+    input.handshakes = tls::server_handshake_counts();
+    input.now_ms = monotonic_ms();
+    input.draining = draining_;
+    input.ready = !draining_ && (!state || state->ready(input.now_ms));
+    input.generation = snapshot_->generation;
+    return render_metrics(input);
+  }
+
+  static AdminResponse admin_response(health::Report report) {
+    return {report.status, std::move(report.body), report.content_type};
   }
 
   void write_ready_file() {

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "core/json.hpp"
 #include "core/log.hpp"
 #include "proxy/worker.hpp"
 
@@ -219,6 +220,7 @@ void Session::start_exchange(std::size_t head_length, bool message_complete) {
   auto target = snapshot_->router.match(host_, head.target);
   if (!target) return fail(404, "no route for this host and path");
   route_ = *target;
+  route_counters_ = &worker_.route_counters(route_.route);
   host_set_ = snapshot_->groups[route_.upstream];
   choose_affinity();
 
@@ -841,6 +843,7 @@ void Session::maybe_finish_exchange() {
 void Session::finish_exchange() {
   learn_session_id();
   write_access_log();
+  route_counters_ = nullptr;
   release_upstream(response_.keep_alive && request_complete_);
   out_.compact();
   out_.release_if_empty(worker_.buffers());
@@ -969,6 +972,9 @@ void Session::on_upstream_timeout() {
 }
 
 void Session::write_access_log() {
+  if (log_status_ != 0) {
+    (route_counters_ ? *route_counters_ : worker_.unrouted_counters()).count(log_status_);
+  }
   const auto format = config().access_log;
   if (format == config::AccessLogFormat::off || log_status_ == 0) return;
   char time_text[32];
@@ -978,16 +984,13 @@ void Session::write_access_log() {
   std::strftime(time_text, sizeof time_text, "%Y-%m-%dT%H:%M:%SZ", &utc);
   const std::string& upstream = upstream_label_.empty() ? std::string("-") : upstream_label_;
   const double seconds = static_cast<double>(worker_.now_ms() - exchange_start_ms_) / 1000.0;
-  char line[1024];
+  char line[2048];  // room for a 600-byte request line even if every byte is escaped twice
   int n;
   if (format == config::AccessLogFormat::json) {
     std::string request;
-    for (char c : log_request_) {
-      if (c == '"' || c == '\\') request.push_back('\\');
-      if (static_cast<unsigned char>(c) >= 0x20) request.push_back(c);
-    }
+    append_json_string(request, std::string_view(log_request_).substr(0, 600));
     n = std::snprintf(line, sizeof line,
-                      "{\"time\":\"%s\",\"client\":\"%s\",\"request\":\"%.600s\",\"status\":%d,"
+                      "{\"time\":\"%s\",\"client\":\"%s\",\"request\":%s,\"status\":%d,"
                       "\"bytes\":%llu,\"upstream\":\"%s\",\"duration\":%.3f}\n",
                       time_text, client_ip_.c_str(), request.c_str(), log_status_,
                       static_cast<unsigned long long>(log_bytes_), upstream.c_str(), seconds);

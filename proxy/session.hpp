@@ -26,6 +26,7 @@
 #include "proxy/balancer.hpp"
 #include "proxy/rewrite.hpp"
 #include "proxy/snapshot.hpp"
+#include "proxy/stats.hpp"
 #include "proxy/upstream.hpp"
 #include "tls/transport.hpp"
 
@@ -152,6 +153,7 @@ class Session final : private tls::Transport::Events, private UpstreamConn::Clie
   // Upstream side.
   UpstreamConn* upstream_ = nullptr;
   Router::Target route_{};
+  StatusClasses* route_counters_ = nullptr;  // the matched route's; null before a match
   health::HostSetPtr host_set_;
   std::size_t host_index_ = kNoHost;
   std::uint64_t tried_hosts_ = 0;

@@ -86,6 +86,11 @@ void Worker::run() {
 
 void Worker::adopt_snapshot(SnapshotPtr snapshot) {
   snapshot_ = std::move(snapshot);
+  route_counters_.clear();
+  for (const config::Route& route : snapshot_->config->routes) {
+    route_counters_.push_back(&stats_.requests[route.host + route.path_prefix]);
+  }
+  unrouted_counters_ = &stats_.requests[WorkerStats::kUnrouted];
   groups_.assign(snapshot_->groups.size(), {});
   for (std::size_t g = 0; g < snapshot_->groups.size(); ++g) {
     for (const health::Host& host : snapshot_->groups[g]->hosts) {
@@ -125,6 +130,7 @@ void Worker::on_connection(uv_stream_t* listener, int status) {
     GH_LOG_WARN("accept: %s", uv_strerror(status));
     return;
   }
+  ++self->stats_.connections_accepted;
   auto session = std::make_unique<Session>(*self, self->snapshot_);
   Session* raw = session.get();
   self->sessions_.emplace(raw, std::move(session));
@@ -162,6 +168,26 @@ void Worker::on_tick() {
   last_tick_ms_.store(monotonic_ms(), std::memory_order_relaxed);
   flush_access_log();
   close_idle_upstreams(false);
+  publish_stats();
+}
+
+void Worker::publish_stats() {
+  auto copy = std::make_shared<WorkerStats>(stats_);
+  copy->connections_open = sessions_.size();
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    for (const HostState* host : groups_[g].hosts) {
+      copy->hosts.push_back({snapshot_->groups[g]->group, host->label, host->active,
+                             static_cast<unsigned>(host->idle.size()),
+                             host->down_until_ms > now_ms()});
+    }
+  }
+  std::lock_guard lock(published_mutex_);
+  published_ = std::move(copy);
+}
+
+WorkerStatsPtr Worker::published_stats() const {
+  std::lock_guard lock(published_mutex_);
+  return published_;
 }
 
 void Worker::close_idle_upstreams(bool all) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -22,6 +23,7 @@
 #include "proxy/affinity.hpp"
 #include "proxy/balancer.hpp"
 #include "proxy/snapshot.hpp"
+#include "proxy/stats.hpp"
 #include "proxy/upstream.hpp"
 
 namespace gh::proxy {
@@ -48,6 +50,8 @@ class Worker {
   void drain();        // stop accepting; finish exchanges in flight; stop when empty
   void force_close();  // close every connection now
   std::uint64_t last_tick_ms() const { return last_tick_ms_.load(std::memory_order_relaxed); }
+  // The counters as of the last tick (any thread).
+  WorkerStatsPtr published_stats() const;
 
   // Worker thread.
   uv_loop_t* loop() { return &loop_; }
@@ -69,6 +73,9 @@ class Worker {
   void forget(Session* session);
   void forget(UpstreamConn* conn);
   void access_log(std::string_view line);
+  // Where a response of route `index` (of the current snapshot) is counted.
+  StatusClasses& route_counters(std::size_t index) { return *route_counters_[index]; }
+  StatusClasses& unrouted_counters() { return *unrouted_counters_; }
 
  private:
   void run();
@@ -80,6 +87,7 @@ class Worker {
   void close_idle_upstreams(bool all);
   void maybe_stop();
   void flush_access_log();
+  void publish_stats();
 
   unsigned index_;
   std::vector<int> listen_fds_;
@@ -102,6 +110,11 @@ class Worker {
   std::unordered_map<std::string, std::unique_ptr<HostState>> host_states_;
   std::vector<GroupState> groups_;
   std::string access_log_buffer_;
+  WorkerStats stats_;
+  std::vector<StatusClasses*> route_counters_;  // by route index; point into stats_
+  StatusClasses* unrouted_counters_ = nullptr;
+  mutable std::mutex published_mutex_;  // guards the pointer swap only
+  WorkerStatsPtr published_;
   std::atomic<std::uint64_t> last_tick_ms_{0};
   bool draining_ = false;
   bool stopping_ = false;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "core/clock.hpp"
 #include "health/checker.hpp"
 #include "health/health_state.hpp"
 #include "health/host_set.hpp"
@@ -197,7 +198,7 @@ class Driver {
 
   void print_state(const gh::health::HealthState& s) {
     const unsigned long long now = ms();
-    line("STATE %llu ready=%d", now, s.ready() ? 1 : 0);
+    line("STATE %llu ready=%d", now, s.ready(gh::monotonic_ms()) ? 1 : 0);
     for (const auto& c : s.checks) {
       const char* word = c.health == gh::health::Health::healthy     ? "ok"
                          : c.health == gh::health::Health::unhealthy ? "fail"

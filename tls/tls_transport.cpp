@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,14 @@ namespace {
 constexpr std::size_t kCipherBlock = 17 * 1024;      // a full TLS record and then some
 constexpr std::size_t kRecordPlaintext = 16 * 1024;  // TLS maximum record payload
 constexpr std::size_t kCipherBatch = 16 * 1024;      // encrypt ahead at most this much
+
+// Process-wide: a handshake costs ~1 ms of CPU, so a shared atomic add is noise here.
+enum class Handshake { full, resumed, failed };
+std::atomic<std::uint64_t> handshake_counters[3];
+
+void count_handshake(Handshake kind) {
+  handshake_counters[static_cast<int>(kind)].fetch_add(1, std::memory_order_relaxed);
+}
 
 BufferPool& cipher_pool() {
   thread_local BufferPool pool(kCipherBlock, 64);
@@ -239,6 +248,7 @@ void TlsTransport::shutdown_write() {
 void TlsTransport::close() {
   if (closing_) return;
   closing_ = true;
+  if (!handshake_done_ && ssl_ && SSL_is_server(ssl_.get())) count_handshake(Handshake::failed);
   network_reading_ = false;
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_handle_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_handle_closed);
@@ -270,6 +280,9 @@ void TlsTransport::advance_handshake() {
   if (rc == 1) {
     handshake_done_ = true;
     uv_timer_stop(&timer_);
+    if (SSL_is_server(ssl_.get())) {
+      count_handshake(SSL_session_reused(ssl_.get()) ? Handshake::resumed : Handshake::full);
+    }
     if (connecting_) {
       connecting_ = false;
       events_.on_connected(0);
@@ -661,6 +674,13 @@ std::unique_ptr<Transport> connect_tls(uv_loop_t* loop, const sockaddr* address,
                                                   std::move(label));
   transport->connect_to(address);
   return transport;
+}
+
+HandshakeCounts server_handshake_counts() {
+  auto value = [](Handshake kind) {
+    return handshake_counters[static_cast<int>(kind)].load(std::memory_order_relaxed);
+  };
+  return {value(Handshake::full), value(Handshake::resumed), value(Handshake::failed)};
 }
 
 }  // namespace gh::tls

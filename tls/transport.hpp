@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -96,5 +97,14 @@ std::unique_ptr<Transport> connect_tls(uv_loop_t* loop, const sockaddr* address,
                                        Transport::Events& events,
                                        std::shared_ptr<const ClientContext> context,
                                        const std::string& server_name);
+
+// TLS handshakes of accepted connections since start, over every worker (for /metrics).
+// A connection closed before its handshake completed counts as failed.
+struct HandshakeCounts {
+  std::uint64_t full = 0;
+  std::uint64_t resumed = 0;
+  std::uint64_t failed = 0;
+};
+HandshakeCounts server_handshake_counts();
 
 }  // namespace gh::tls

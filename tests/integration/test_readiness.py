@@ -5,6 +5,8 @@ rotation."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import time
 import unittest
@@ -13,7 +15,7 @@ import urllib.request
 
 import pg_fixture
 from harness import (GATEHOUSE_BIN, Gatehouse, HttpClient, Upstream, make_config,
-                     static_handler, toml_table)
+                     raw_request, static_handler, toml_table)
 
 
 def get(port: int, path: str) -> tuple[int, str]:
@@ -39,9 +41,37 @@ def wait_for(predicate, timeout: float = 10.0, step: float = 0.1):
 
 
 def healthcheck(admin_port: int, *flags: str) -> int:
+    return run_healthcheck(admin_port, *flags).returncode
+
+
+def run_healthcheck(admin_port: int, *flags: str, path: str = "/readyz?verbose"):
     return subprocess.run([GATEHOUSE_BIN, "healthcheck", "--url",
-                           f"http://127.0.0.1:{admin_port}/readyz", *flags],
-                          capture_output=True, timeout=10).returncode
+                           f"http://127.0.0.1:{admin_port}{path}", *flags],
+                          capture_output=True, text=True, timeout=10)
+
+
+def get_json(port: int, path: str, accept: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                     headers={"Accept": accept} if accept else {})
+    try:
+        with urllib.request.urlopen(request, timeout=3) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def metric(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in a Prometheus text exposition, or None."""
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        m = re.fullmatch(r"(\w+)(?:\{(.*)\})? (\S+)", line)
+        if not m or m.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(m.group(3))
+    return None
 
 
 def check_table(**keys) -> str:
@@ -87,6 +117,16 @@ class ReadinessTest(unittest.TestCase):
         self.assertIn("db", body)
         self.assertEqual(healthcheck(gatehouse.admin_port), 0)
         self.assertEqual(get(gatehouse.admin_port, "/livez")[0], 200)
+        # Kubernetes-style verbose lines, with the probe's latency.
+        status, body = get(gatehouse.admin_port, "/readyz?verbose")
+        self.assertEqual(status, 200, body)
+        self.assertRegex(body, r"(?m)^\[\+\]db ok \d+ms$")
+        self.assertTrue(body.endswith("readyz check passed\n"), body)
+        status, doc = get_json(gatehouse.admin_port, "/readyz/db?format=json")
+        self.assertEqual((status, doc["status"], doc["type"]), (200, "ok", "postgres"))
+        self.assertGreaterEqual(doc["consecutive_successes"], 1)
+        self.assertEqual(doc["consecutive_failures"], 0)
+        self.assertLess(doc["age_ms"], 2000)
 
     def test_failing_replica_leaves_rotation(self):
         gatehouse = self.start()
@@ -124,6 +164,98 @@ class ReadinessTest(unittest.TestCase):
         status, body = get(gatehouse.admin_port, "/readyz")
         self.assertEqual(status, 503)
         self.assertIn("28P01", body)
+        status, doc = get_json(gatehouse.admin_port, "/readyz", accept="application/json")
+        db = next(c for c in doc["checks"] if c["name"] == "db")
+        self.assertEqual((status, doc["status"], db["status"]), (503, "not ready", "failed"))
+        self.assertIn("28P01", db["last_error"])
+        self.assertGreaterEqual(db["consecutive_failures"], 2)
+
+
+class ReplicaQuorumTest(unittest.TestCase):
+    """min_healthy, the verbose and JSON answers, the healthcheck's output and /metrics,
+    over three app replicas of which one fails its /health."""
+
+    def setUp(self):
+        self.replicas = [Upstream(static_handler(200, b"ok"), name=f"ok{i}") for i in range(2)]
+        self.replicas.append(Upstream(static_handler(500, b"broken"), name="broken"))
+        for u in self.replicas:
+            self.addCleanup(u.close)
+
+    def start(self, min_healthy: int) -> Gatehouse:
+        config = make_config({"app": {"servers": [f"127.0.0.1:{u.port}" for u in self.replicas],
+                                      "min_healthy": min_healthy}}) + "\n" + \
+            check_table(name="app", type="http", upstream="app", path="/health",
+                        interval="200ms", timeout="150ms", rise=1, fall=1)
+        gatehouse = Gatehouse(config).start()
+        self.addCleanup(gatehouse.stop)
+        # Every host has a result once the broken one is counted.
+        self.assertTrue(wait_for(lambda: all(
+            h["status"] != "unknown" for h in
+            get_json(gatehouse.admin_port, "/readyz/app?format=json")[1]["hosts"]), timeout=5))
+        return gatehouse
+
+    def test_two_of_three_healthy_is_not_enough_for_min_healthy_3(self):
+        gatehouse = self.start(min_healthy=3)
+        status, body = get(gatehouse.admin_port, "/readyz?verbose")
+        self.assertEqual(status, 503, body)
+        self.assertIn("[-]app failed: 2/3 hosts healthy in upstream app, need 3: "
+                      f"127.0.0.1:{self.replicas[2].port}: HTTP 500", body)
+        self.assertTrue(body.endswith("readyz check failed\n"), body)
+        # The healthcheck subcommand prints the verbose answer and exits 1 (never 2).
+        result = run_healthcheck(gatehouse.admin_port)
+        self.assertEqual(result.returncode, 1, result.stdout)
+        self.assertIn("503", result.stdout)
+        self.assertIn("[-]app failed: 2/3", result.stdout)
+        # JSON: per host status, the failing host's error and counts.
+        status, doc = get_json(gatehouse.admin_port, "/readyz", accept="application/json")
+        self.assertEqual((status, doc["status"]), (503, "not ready"))
+        app = doc["checks"][0]
+        self.assertEqual((app["healthy_hosts"], app["min_healthy"]), (2, 3))
+        broken = next(h for h in app["hosts"] if h["host"].endswith(f":{self.replicas[2].port}"))
+        self.assertEqual(broken["status"], "failed")
+        self.assertEqual(broken["last_error"], "HTTP 500")
+        self.assertGreaterEqual(broken["consecutive_failures"], 1)
+
+    def test_two_of_three_healthy_is_ready_for_min_healthy_2(self):
+        gatehouse = self.start(min_healthy=2)
+        status, body = get(gatehouse.admin_port, "/readyz?verbose")
+        self.assertEqual(status, 200, body)
+        self.assertRegex(body, r"(?m)^\[\+\]app ok \d+ms$")
+        result = run_healthcheck(gatehouse.admin_port)
+        self.assertEqual(result.returncode, 0, result.stdout)
+        self.assertIn("readyz check passed", result.stdout)
+
+    def test_metrics(self):
+        gatehouse = self.start(min_healthy=2)
+        with HttpClient(gatehouse.port) as client:
+            for _ in range(5):
+                self.assertEqual(client.request("GET", "/page").status, 200)
+        raw_request(gatehouse.port, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+
+        def scrape():
+            status, text, headers = get_with_headers(gatehouse.admin_port, "/metrics")
+            self.assertEqual(status, 200)
+            self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"))
+            return text
+        # Workers publish their counters every 250 ms.
+        text = wait_for(lambda: (lambda t: t if metric(
+            t, "gatehouse_requests_total", route="-", **{"class": "4xx"}) else None)(scrape()),
+            timeout=3) or scrape()
+        self.assertEqual(metric(text, "gatehouse_requests_total", route="/",
+                                **{"class": "2xx"}), 5, text)
+        self.assertEqual(metric(text, "gatehouse_requests_total", route="-",
+                                **{"class": "4xx"}), 1, text)
+        self.assertGreaterEqual(metric(text, "gatehouse_connections_accepted_total"), 2)
+        self.assertEqual(metric(text, "gatehouse_ready"), 1)
+        self.assertEqual(metric(text, "gatehouse_check_up", check="app", type="http"), 1)
+        self.assertEqual(metric(text, "gatehouse_check_healthy_targets", check="app"), 2)
+        self.assertIsNotNone(metric(text, "gatehouse_check_latency_seconds", check="app"))
+        broken = f"127.0.0.1:{self.replicas[2].port}"
+        self.assertEqual(metric(text, "gatehouse_upstream_host_up", upstream="app",
+                                host=broken), 0, text)
+        self.assertEqual(metric(text, "gatehouse_upstream_host_up", upstream="app",
+                                host=f"127.0.0.1:{self.replicas[0].port}"), 1, text)
+        self.assertEqual(metric(text, "gatehouse_tls_handshakes_total", result="full"), 0)
 
 
 class UnresolvedUpstreamTest(unittest.TestCase):

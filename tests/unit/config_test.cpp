@@ -807,6 +807,43 @@ TEST(ConfigUpstream, BadValuesNameTheKey) {
             "\"passive_failures\"?)");
 }
 
+TEST(ConfigUpstream, MinHealthyGoesToTheUpstreamsHttpChecks) {
+  LoadResult result = load(R"([[listener]]
+address = "127.0.0.1:8080"
+[[upstream]]
+name = "app"
+servers = ["app:3000"]
+min_healthy = 2
+[[route]]
+upstream = "app"
+[[check]]
+name = "app"
+type = "http"
+upstream = "app"
+[[check]]
+name = "app-strict"
+type = "http"
+upstream = "app"
+min_healthy = 3
+)");
+  ASSERT_TRUE(result.config.has_value()) << joined(result.errors);
+  EXPECT_EQ(result.config->upstreams.at(0).min_healthy, 2u);
+  EXPECT_EQ(result.config->checks.at(0).min_healthy, 2u);  // the upstream's
+  EXPECT_EQ(result.config->checks.at(1).min_healthy, 3u);  // its own
+  EXPECT_EQ(load(kMinimal).config->upstreams.at(0).min_healthy, 1u);
+}
+
+TEST(ConfigUpstream, MinHealthyMustBePositiveAndOnlyForHttpChecks) {
+  std::string toml(kMinimal);
+  toml.insert(toml.find("[[route]]"), "min_healthy = 0\n");
+  EXPECT_EQ(only_error(toml),
+            "test.toml:6:15: upstream.min_healthy: must be between 1 and 4294967295");
+  EXPECT_EQ(only_error(std::string(kMinimal) +
+                       "[[check]]\nname = \"db\"\ntype = \"tcp\"\ntarget = \"127.0.0.1:5432\"\n"
+                       "min_healthy = 2\n"),
+            "test.toml:12:1: check.min_healthy: not allowed for type \"tcp\" (only for \"http\")");
+}
+
 TEST(ConfigUpstream, TlsDefaultsOff) {
   LoadResult result = load(kMinimal);
   ASSERT_TRUE(result.config.has_value()) << joined(result.errors);

@@ -19,13 +19,19 @@
 #include <thread>
 #include <vector>
 
+#include "core/clock.hpp"
 #include "health/checker.hpp"
 #include "health/healthcheck_client.hpp"
 #include "health/probe.hpp"
+#include "health/readiness_report.hpp"
 #include "health/resolver.hpp"
 
 namespace gh::health {
 namespace {
+
+std::string plain_text(const HealthState& state) {
+  return readiness_report(&state, false, monotonic_ms(), ReportFormat::plain).body;
+}
 
 using namespace std::chrono_literals;
 
@@ -360,12 +366,12 @@ TEST_F(HealthLoopTest, CheckerPublishesInitialStateAndFlips) {
       [&](const std::string&, const std::string&, const ProbeResult&) { ++results; });
   (*checker)->start();
   ASSERT_EQ(states.size(), 1u);  // the initial snapshot, synchronously
-  EXPECT_FALSE(states[0]->ready());
-  EXPECT_EQ(states[0]->readyz_text(), "fail queue (tcp): no result yet\n");
+  EXPECT_FALSE(states[0]->ready(monotonic_ms()));
+  EXPECT_EQ(plain_text(*states[0]), "fail queue (tcp): no result yet\n");
 
   ASSERT_TRUE(run_until([&] { return states.size() == 2; }));
-  EXPECT_TRUE(states[1]->ready());
-  EXPECT_EQ(states[1]->readyz_text(), "ok queue (tcp)\n");
+  EXPECT_TRUE(states[1]->ready(monotonic_ms()));
+  EXPECT_EQ(plain_text(*states[1]), "ok queue (tcp)\n");
 
   // Passing results do not publish again.
   const int seen = results;
@@ -374,7 +380,7 @@ TEST_F(HealthLoopTest, CheckerPublishesInitialStateAndFlips) {
 
   s.close();  // now refused: two consecutive failures (fall = 2) flip it
   ASSERT_TRUE(run_until([&] { return states.size() == 3; }));
-  EXPECT_FALSE(states[2]->ready());
+  EXPECT_FALSE(states[2]->ready(monotonic_ms()));
   EXPECT_EQ(states[2]->checks[0].health, Health::unhealthy);
   EXPECT_NE(states[2]->checks[0].reason.find("connection refused"), std::string::npos);
   EXPECT_EQ((*checker)->state(), states[2]);
@@ -439,14 +445,14 @@ TEST_F(HealthLoopTest, CheckerProbesEveryHostOfAnUpstream) {
   auto hosts = last->host_health.at("app");
   EXPECT_TRUE(hosts.at(good_label));
   EXPECT_FALSE(hosts.at(bad_label));
-  EXPECT_TRUE(last->ready());  // one healthy host is enough
+  EXPECT_TRUE(last->ready(monotonic_ms()));  // one healthy host is enough
   HostSetPtr marked = apply_health(both, *last);
   EXPECT_TRUE(marked->hosts[0].healthy);
   EXPECT_FALSE(marked->hosts[1].healthy);
 
   // Only the failing host is left: the check fails, the gone host is forgotten.
   (*checker)->set_hosts("app", build_host_set(upstream, {{}, {loopback(bad_port)}}));
-  ASSERT_TRUE(run_until([&] { return !last->ready(); }));
+  ASSERT_TRUE(run_until([&] { return !last->ready(monotonic_ms()); }));
   EXPECT_EQ(last->host_health.at("app").count(good_label), 0u);
   EXPECT_NE(last->checks[0].reason.find("no healthy host in upstream app: " + bad_label),
             std::string::npos)

@@ -274,7 +274,7 @@ TEST(HealthHealthcheckUrlTest, Parses) {
   ASSERT_TRUE(u);
   EXPECT_EQ(u->host, "127.0.0.1");
   EXPECT_EQ(u->port, 9901);
-  EXPECT_EQ(u->path, "/readyz");
+  EXPECT_EQ(u->path, "/readyz?verbose");
   EXPECT_EQ(u->host_header, "127.0.0.1:9901");
 
   u = parse_healthcheck_url("http://[::1]:8080");

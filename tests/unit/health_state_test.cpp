@@ -7,8 +7,15 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.hpp"
+#include "health/readiness_report.hpp"
+
 namespace gh::health {
 namespace {
+
+std::string plain_text(const HealthState& state) {
+  return readiness_report(&state, false, monotonic_ms(), ReportFormat::plain).body;
+}
 
 // Records `results` ("+" pass, "-" fail) and returns the state after each as a string of
 // U(nknown)/H(ealthy)/X (unhealthy), with '*' after the ones that flipped.
@@ -100,7 +107,7 @@ TEST(HealthStateTest, ReadyzTextHasOneLinePerCheck) {
   state.checks.push_back(status("app", config::CheckType::http, Health::healthy));
   state.checks.push_back(
       status("cache", config::CheckType::redis, Health::unknown, false, "no result yet"));
-  EXPECT_EQ(state.readyz_text(),
+  EXPECT_EQ(plain_text(state),
             "fail db (postgres): 28P01 password authentication failed for user \"x\"\n"
             "ok app (http)\n"
             "fail cache (redis, optional): no result yet\n");
@@ -108,23 +115,23 @@ TEST(HealthStateTest, ReadyzTextHasOneLinePerCheck) {
 
 TEST(HealthStateTest, ReadyNeedsEveryRequiredCheckHealthy) {
   HealthState state;
-  EXPECT_TRUE(state.ready());
-  EXPECT_EQ(state.readyz_text(), "ok (no checks)\n");
+  EXPECT_TRUE(state.ready(monotonic_ms()));
+  EXPECT_EQ(plain_text(state), "ok (no checks)\n");
   state.checks.push_back(status("db", config::CheckType::postgres, Health::healthy));
   state.checks.push_back(status("cache", config::CheckType::redis, Health::unhealthy, false, "x"));
-  EXPECT_TRUE(state.ready());  // the failing one is optional
+  EXPECT_TRUE(state.ready(monotonic_ms()));  // the failing one is optional
   state.checks.push_back(status("q", config::CheckType::tcp, Health::unknown));
-  EXPECT_FALSE(state.ready());  // unknown counts as not ready
+  EXPECT_FALSE(state.ready(monotonic_ms()));  // unknown counts as not ready
   state.checks.back().health = Health::healthy;
-  EXPECT_TRUE(state.ready());
+  EXPECT_TRUE(state.ready(monotonic_ms()));
   state.checks.front().health = Health::unhealthy;
-  EXPECT_FALSE(state.ready());
+  EXPECT_FALSE(state.ready(monotonic_ms()));
 }
 
 TEST(HealthStateTest, FailingCheckWithoutReasonStillSaysWhy) {
   HealthState state;
   state.checks.push_back(status("db", config::CheckType::tcp, Health::unhealthy));
-  EXPECT_EQ(state.readyz_text(), "fail db (tcp): failing\n");
+  EXPECT_EQ(plain_text(state), "fail db (tcp): failing\n");
 }
 
 HostSetPtr three_hosts() {
