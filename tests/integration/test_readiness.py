@@ -157,6 +157,38 @@ class ReadinessTest(unittest.TestCase):
         self.assertEqual(get(gatehouse.admin_port, "/readyz/app")[0], 200)
         self.assertEqual(get(gatehouse.admin_port, "/readyz/nope")[0], 404)
 
+    def test_database_restart_is_ready_again_after_rise(self):
+        gatehouse = self.start()
+        self.assertTrue(wait_for(lambda: get(gatehouse.admin_port, "/readyz")[0] == 200))
+        self.pg.stop()
+        # fall (1) × interval (300 ms) + timeout (250 ms), with room for a loaded machine.
+        self.assertTrue(wait_for(lambda: get(gatehouse.admin_port, "/readyz")[0] == 503,
+                                 timeout=3))
+        self.pg.start()
+        status, body = wait_for(lambda: (lambda r: r if r[0] == 200 else None)(
+            get(gatehouse.admin_port, "/readyz")), timeout=5) or get(gatehouse.admin_port, "/readyz")
+        self.assertEqual(status, 200, body)
+
+    def test_stopped_postmaster_times_out_while_traffic_flows(self):
+        gatehouse = self.start()
+        self.assertTrue(wait_for(lambda: get(gatehouse.admin_port, "/readyz")[0] == 200))
+        self.pg.sigstop()
+        try:
+            status, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(
+                get(gatehouse.admin_port, "/readyz/db")), timeout=5) or \
+                get(gatehouse.admin_port, "/readyz/db")
+            self.assertEqual(status, 503, body)
+            self.assertIn("timeout", body)
+            # The probe hangs on the database, nothing else does.
+            self.assertEqual(get(gatehouse.admin_port, "/livez")[0], 200)
+            with HttpClient(gatehouse.port) as client:
+                for _ in range(5):
+                    self.assertEqual(client.request("GET", "/page").status, 200)
+        finally:
+            self.pg.cont()
+        self.assertTrue(wait_for(lambda: get(gatehouse.admin_port, "/readyz")[0] == 200,
+                                 timeout=10))
+
     def test_wrong_password_is_not_ready(self):
         # pg_isready would call this server up; the probe authenticates.
         gatehouse = self.start(password="wrong")
