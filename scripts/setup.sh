@@ -10,10 +10,10 @@ build_packages=(
 # What the tests run against: real peers, clients and the container engine.
 test_packages=(
   clang-format libgtest-dev python3 python3-yaml curl openssl postgresql redis-server
-  podman runc slirp4netns uidmap
+  podman runc slirp4netns uidmap wrk
 )
 packages=("${build_packages[@]}" "${test_packages[@]}")
-[ "${GATEHOUSE_BENCH:-0}" = 1 ] && packages+=(wrk nginx-light haproxy)
+[ "${GATEHOUSE_BENCH:-0}" = 1 ] && packages+=(nginx-light haproxy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

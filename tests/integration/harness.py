@@ -350,7 +350,8 @@ Handler = Callable[[Request, UpstreamConnection], None]
 
 
 class Upstream:
-    """A threaded HTTP/1.1 origin server on 127.0.0.1 with a kernel-chosen port.
+    """A threaded HTTP/1.1 origin server on 127.0.0.1 with a kernel-chosen port (or on
+    `host` and `port` when given, e.g. another loopback address).
 
     Records: `connections` (accepted TCP connections), `requests` (complete parsed
     requests), `raw` (every byte received, when record_raw), `errors` (requests it could
@@ -362,7 +363,7 @@ class Upstream:
     def __init__(self, handler: Handler | None = None, *, name: str = "upstream",
                  store_bodies: bool = True, record_raw: bool = True,
                  send_continue: bool = True, idle_timeout: float = 30.0,
-                 body_read_delay: float = 0.0):
+                 body_read_delay: float = 0.0, host: str = LOCALHOST, port: int = 0):
         self.handler = handler or echo_handler
         self.name = name
         self.store_bodies = store_bodies
@@ -382,9 +383,9 @@ class Upstream:
         self._threads: list[threading.Thread] = []
         self._closed = False
         self._closing = threading.Event()
-        self.listener = socket.create_server((LOCALHOST, 0), backlog=128)
+        self.listener = socket.create_server((host, port), backlog=128)
         self.port = self.listener.getsockname()[1]
-        self.address = f"{LOCALHOST}:{self.port}"
+        self.address = f"{host}:{self.port}"
         self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True,
                                                name=f"{name}-accept")
         self._accept_thread.start()

@@ -79,15 +79,7 @@ def check_table(**keys) -> str:
 
 
 @unittest.skipIf(pg_fixture.available(), pg_fixture.available() or "")
-class ReadinessTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.template = pg_fixture.PgTemplate()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.template.cleanup()
-
+class ReadinessTest(pg_fixture.SharedTemplate, unittest.TestCase):
     def setUp(self):
         self.pg = self.template.server()
         self.addCleanup(self.pg.cleanup)
