@@ -817,6 +817,17 @@ def toml_value(value) -> str:
     raise TypeError(f"no TOML form for {value!r}")
 
 
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1):
+    """Polls predicate() until it returns a truthy value or `timeout` passes; returns the
+    last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
 def toml_table(header: str, values: dict) -> str:
     body = "".join(f"{key} = {toml_value(val)}\n" for key, val in values.items())
     return f"{header}\n{body}"

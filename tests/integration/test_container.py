@@ -32,7 +32,8 @@ import time
 import tomllib
 import unittest
 
-from harness import GATEHOUSE_BIN, HttpClient, Upstream, echo_handler, raw_request
+from harness import (GATEHOUSE_BIN, HttpClient, Upstream, echo_handler, raw_request,
+                     wait_for)
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DEPLOY = os.path.join(REPO, "deploy")
@@ -78,17 +79,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.2):
-    """Polls `predicate` until it returns a truthy value or `timeout` passes; returns the
-    last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 def http_get(port: int, path: str, timeout: float = 2.0):
@@ -361,7 +351,7 @@ fall = 1
                          "--volume", f"{path}:/etc/gatehouse/gatehouse.toml:ro",
                          *env, self.tag)
         ctr = {"name": name, "port": port, "admin": admin}
-        ready = wait_until(lambda: http_get(admin, "/livez")[0] == 200 or not self.running(ctr),
+        ready = wait_for(lambda: http_get(admin, "/livez")[0] == 200 or not self.running(ctr),
                            timeout=30)
         self.assertTrue(ready and self.running(ctr),
                         f"the container did not come up\n{self.logs(ctr)}")
@@ -459,7 +449,7 @@ fall = 1
         self.addCleanup(upstream.close)
         ctr = self.start(upstream, check=True)
 
-        ok = wait_until(lambda: self.healthcheck(ctr).returncode == 0, timeout=20, interval=0.5)
+        ok = wait_for(lambda: self.healthcheck(ctr).returncode == 0, timeout=20, interval=0.5)
         result = self.healthcheck(ctr)
         self.assertTrue(ok, f"healthcheck never passed: {result.stdout}{result.stderr}\n"
                             f"{self.logs(ctr)}")
@@ -468,7 +458,7 @@ fall = 1
         # it asks the default 127.0.0.1:9901, so only when the container has that port.
         engine_checks = ctr["admin"] == DEFAULT_ADMIN_PORT
         if engine_checks:
-            engine = wait_until(lambda: self.engine_healthcheck(ctr), timeout=10, interval=0.5)
+            engine = wait_for(lambda: self.engine_healthcheck(ctr), timeout=10, interval=0.5)
             self.assertTrue(engine, f"podman healthcheck run: {self.engine_output}")
         else:
             print(f"\n127.0.0.1:{DEFAULT_ADMIN_PORT} is taken on this host: the image's "
@@ -480,7 +470,7 @@ fall = 1
                           f"{status} {body!r}): cannot test that healthcheck fails when "
                           "the upstream is down")
         upstream.close()  # connection refused from now on
-        failed = wait_until(lambda: self.healthcheck(ctr).returncode == 1, timeout=20,
+        failed = wait_for(lambda: self.healthcheck(ctr).returncode == 1, timeout=20,
                             interval=0.5)
         result = self.healthcheck(ctr)
         self.assertTrue(failed, f"healthcheck kept passing with the upstream down: "

@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 
 import pg_fixture
-from harness import GatehouseTestCase, make_config, static_handler, toml_table
+from harness import GatehouseTestCase, make_config, static_handler, toml_table, wait_for
 
 WRK = shutil.which("wrk")
 PROBE_QUERY = "SELECT 1 AS gatehouse_probe"
@@ -41,16 +41,6 @@ def readyz_status(admin_port: int) -> int:
         return e.code
     except OSError:
         return 0
-
-
-def wait_for(predicate, timeout: float, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 def parse_wrk(output: str) -> dict[str, int]:

@@ -15,7 +15,7 @@ import urllib.request
 
 import pg_fixture
 from harness import (GATEHOUSE_BIN, Gatehouse, HttpClient, Upstream, make_config,
-                     raw_request, static_handler, toml_table)
+                     raw_request, static_handler, toml_table, wait_for)
 
 
 def get(port: int, path: str) -> tuple[int, str]:
@@ -28,16 +28,6 @@ def get_with_headers(port: int, path: str):
             return r.status, r.read().decode(), r.headers
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode(), e.headers
-
-
-def wait_for(predicate, timeout: float = 10.0, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 def healthcheck(admin_port: int, *flags: str) -> int:

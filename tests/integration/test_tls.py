@@ -24,7 +24,7 @@ import unittest
 
 from harness import (LOCALHOST, BufferedReader, Gatehouse, GatehouseTestCase, HttpClient,
                      Upstream, connect, make_config, pattern_blocks, pattern_sha256,
-                     run_gatehouse, stream_handler, write_atomically)
+                     run_gatehouse, stream_handler, wait_for, write_atomically)
 from tls_support import OPENSSL, CertificateAuthority, days_from_now
 from websocket import Replica, node_ready, run_clients
 
@@ -177,16 +177,6 @@ def install(cert, cert_path: str, key_path: str, *, atomic: bool) -> None:
             os.replace(temp, target)
         else:
             shutil.copyfile(source, target)
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.1):
-    """Polls predicate() until it returns a truthy value; returns it (or the last falsy)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 def served_fingerprint(port: int, name: str = "a.test") -> str | None:
