@@ -643,10 +643,12 @@ void Loader::load_root(const toml::table& root) {
 }
 
 void Loader::load_server(const Scope& server) {
-  check_keys(server, {"workers", "drain_timeout", "max_connections"});
+  check_keys(server, {"workers", "drain_timeout", "max_connections", "ticket_key_rotation"});
   read_workers(server);
   read_duration(server, "drain_timeout", config_.server.drain_timeout);
   read_integer(server, "max_connections", 1, config_.server.max_connections);
+  read_duration_at_least(server, "ticket_key_rotation", std::chrono::seconds(1),
+                         config_.server.ticket_key_rotation);
 }
 
 void Loader::read_workers(const Scope& server) {

@@ -34,6 +34,9 @@ struct ServerSettings {
   unsigned workers = 0;  // 0 = one per core ("auto")
   Duration drain_timeout = std::chrono::seconds(30);
   unsigned max_connections = 10000;  // per worker, downstream
+  // A new TLS session ticket key this often; tickets under the previous key still resume
+  // (and are renewed) for one more period.
+  Duration ticket_key_rotation = std::chrono::hours(12);
 };
 
 struct Limits {

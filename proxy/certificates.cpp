@@ -7,7 +7,7 @@
 namespace gh::proxy {
 
 Result<Snapshot::TlsContexts> build_tls_contexts(const config::Config& config,
-                                                 const tls::TicketKeys& keys) {
+                                                 std::shared_ptr<const tls::TicketKeys> keys) {
   Snapshot::TlsContexts contexts;
   for (const config::Listener& listener : config.listeners) {
     if (!listener.tls) {

@@ -20,7 +20,7 @@ namespace gh::proxy {
 // One context per listener (null for plain listeners). Any bad certificate fails the
 // whole set, naming the file: the caller keeps the contexts it had.
 Result<Snapshot::TlsContexts> build_tls_contexts(const config::Config& config,
-                                                 const tls::TicketKeys& keys);
+                                                 std::shared_ptr<const tls::TicketKeys> keys);
 
 // One client context per upstream (null for plain ones). Errors name the upstream and the
 // file: "upstream api: /etc/ca.pem: no usable CA certificate (...)".

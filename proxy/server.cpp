@@ -72,7 +72,7 @@ class Control {
       return 1;
     }
     ticket_keys_ = std::move(*keys);
-    auto contexts = build_tls_contexts(*config, *ticket_keys_);
+    auto contexts = build_tls_contexts(*config, ticket_keys_);
     if (!contexts) {
       GH_LOG_ERROR("%s", contexts.error().message.c_str());
       return 1;
@@ -123,6 +123,7 @@ class Control {
     for (const BoundListener& b : bound) listener_addresses_.push_back(b.address);
     start_workers(bound, workers);
     watch_signals();
+    schedule_ticket_rotation();
     cert_watcher_ = std::make_unique<CertificateWatcher>(&loop_, [this] { reload_certificates(); });
     cert_watcher_->watch(*config);
     write_ready_file();
@@ -227,7 +228,7 @@ class Control {
   // Certificate files changed on disk: new handshakes use the new ones, established
   // connections keep theirs. A bad new pair is refused and the old one stays.
   void reload_certificates() {
-    auto contexts = build_tls_contexts(*snapshot_->config, *ticket_keys_);
+    auto contexts = build_tls_contexts(*snapshot_->config, ticket_keys_);
     if (!contexts) {
       GH_LOG_ERROR("certificates changed but were refused, keeping the old ones: %s",
                    contexts.error().message.c_str());
@@ -270,12 +271,30 @@ class Control {
     init(sighup_, SIGHUP, [](uv_signal_t* s, int) { static_cast<Control*>(s->data)->reload(); });
     uv_timer_init(&loop_, &drain_timer_);
     drain_timer_.data = this;
+    uv_timer_init(&loop_, &ticket_rotation_);
+    ticket_rotation_.data = this;
     uv_timer_init(&loop_, &sid_expiry_);
     sid_expiry_.data = this;
     uv_timer_start(
         &sid_expiry_,
         [](uv_timer_t* t) { static_cast<Control*>(t->data)->sids_.expire(uv_now(t->loop)); },
         10'000, 10'000);
+  }
+
+  // One-shot, re-armed from the running config each time so a reload can change it.
+  void schedule_ticket_rotation() {
+    const auto period =
+        static_cast<std::uint64_t>(snapshot_->config->server.ticket_key_rotation.count());
+    uv_timer_start(
+        &ticket_rotation_,
+        [](uv_timer_t* t) {
+          auto* self = static_cast<Control*>(t->data);
+          if (auto ok = self->ticket_keys_->rotate(); !ok) {
+            GH_LOG_ERROR("TLS ticket key rotation: %s", ok.error().message.c_str());
+          }
+          self->schedule_ticket_rotation();
+        },
+        period, 0);
   }
 
   void reload() {
@@ -292,7 +311,7 @@ class Control {
       return;
     }
     auto config = std::make_shared<const config::Config>(std::move(*loaded.config));
-    auto contexts = build_tls_contexts(*config, *ticket_keys_);
+    auto contexts = build_tls_contexts(*config, ticket_keys_);
     if (!contexts) {
       GH_LOG_ERROR("reload failed: %s; keeping the running config (generation %u)",
                    contexts.error().message.c_str(), snapshot_->generation);
@@ -350,6 +369,7 @@ class Control {
       uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&sid_expiry_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&ticket_rotation_), nullptr);
     cert_watcher_->close();
     retire_health();
     if (admin_) admin_->close();
@@ -423,10 +443,11 @@ class Control {
   std::unique_ptr<AdminServer> admin_;
   SidTable sids_;  // Engine.IO sessions -> host, shared by the workers
   uv_timer_t sid_expiry_{};
+  uv_timer_t ticket_rotation_{};
   std::vector<std::unique_ptr<Worker>> workers_;
   // Snapshot ingredients: what publish() combines.
-  std::optional<tls::TicketKeys> ticket_keys_;  // one set for every context: resumption
-                                                // works on any worker and across reloads
+  std::shared_ptr<tls::TicketKeys> ticket_keys_;  // one set for every context: resumption
+                                                  // works on any worker and across reloads
   Snapshot::TlsContexts tls_;
   Snapshot::UpstreamTls upstream_tls_;  // per upstream, rebuilt on reload
   std::vector<health::HostSetPtr> host_sets_;

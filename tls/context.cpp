@@ -2,6 +2,8 @@
 #include "tls/context.hpp"
 
 #include <arpa/inet.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
 #include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -10,6 +12,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <optional>
 #include <system_error>
@@ -285,6 +288,53 @@ Result<SslCtxPtr> new_ctx(const SSL_METHOD* method, config::TlsVersion min_versi
   return ctx;
 }
 
+// SSL_CTX ex_data slot holding the TicketKeys the ticket callback uses.
+int ticket_keys_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+bool set_ticket_mac_key(EVP_MAC_CTX* mac, const TicketKeys::Key& key) {
+  std::array<unsigned char, 32> secret = key.hmac;  // OSSL_PARAM wants a mutable pointer
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, secret.data(), secret.size()),
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_end()};
+  const bool ok = EVP_MAC_CTX_set_params(mac, params) == 1;
+  OPENSSL_cleanse(secret.data(), secret.size());
+  return ok;
+}
+
+// OpenSSL's ticket key callback: enc = 1 encrypts a new ticket under the current key;
+// enc = 0 finds the ticket's key by name: 1 = current, 2 = previous (renew the ticket),
+// 0 = unknown (full handshake), -1 = error.
+int on_ticket_key(SSL* ssl, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
+                  EVP_MAC_CTX* mac, int enc) {
+  const auto* ring = static_cast<const TicketKeys*>(
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ticket_keys_index()));
+  if (!ring) return -1;
+  const std::shared_ptr<const TicketKeys::KeySet> keys = ring->keys();
+  if (enc) {
+    const TicketKeys::Key& key = keys->current;
+    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1) return -1;
+    std::memcpy(key_name, key.name.data(), key.name.size());
+    if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes.data(), iv) != 1) return -1;
+    return set_ticket_mac_key(mac, key) ? 1 : -1;
+  }
+  const TicketKeys::Key* key = nullptr;
+  if (std::memcmp(key_name, keys->current.name.data(), keys->current.name.size()) == 0) {
+    key = &keys->current;
+  } else if (keys->previous &&
+             std::memcmp(key_name, keys->previous->name.data(), keys->previous->name.size()) == 0) {
+    key = &*keys->previous;
+  }
+  if (!key) return 0;
+  if (!set_ticket_mac_key(mac, *key)) return -1;
+  if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes.data(), iv) != 1) return -1;
+  return key == &keys->current ? 1 : 2;
+}
+
 Result<SslCtxPtr> new_server_ctx(const config::ListenerTls& tls, const TicketKeys& keys) {
   auto ctx = new_ctx(TLS_server_method(), tls.min_version, tls.ciphers);
   if (!ctx) return ctx;
@@ -293,10 +343,11 @@ Result<SslCtxPtr> new_server_ctx(const config::ListenerTls& tls, const TicketKey
   // Resumption is by stateless tickets only: nothing per session to store or lock.
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_session_id_context(c, kSessionIdContext, sizeof kSessionIdContext);
-  std::array<unsigned char, TicketKeys::kSize> ticket_keys = keys.bytes();
-  const long installed = SSL_CTX_set_tlsext_ticket_keys(c, ticket_keys.data(), ticket_keys.size());
-  OPENSSL_cleanse(ticket_keys.data(), ticket_keys.size());
-  if (installed != 1) return fail("cannot install TLS ticket keys: " + take_openssl_error());
+  // The callback finds the keys through ex_data; ServerContext keeps them alive.
+  if (SSL_CTX_set_ex_data(c, ticket_keys_index(), const_cast<TicketKeys*>(&keys)) != 1 ||
+      SSL_CTX_set_tlsext_ticket_key_evp_cb(c, on_ticket_key) != 1) {
+    return fail("cannot install TLS ticket keys: " + take_openssl_error());
+  }
   SSL_CTX_set_alpn_select_cb(c, select_alpn, nullptr);
   return ctx;
 }
@@ -320,22 +371,51 @@ Result<void> install_certificate(SSL_CTX* ctx, const config::TlsCertificate& fil
 
 // ---- TicketKeys -------------------------------------------------------------------
 
-Result<TicketKeys> TicketKeys::generate() {
-  TicketKeys keys;
-  if (RAND_bytes(keys.bytes_.data(), static_cast<int>(keys.bytes_.size())) != 1) {
+namespace {
+
+Result<TicketKeys::Key> random_key() {
+  TicketKeys::Key key;
+  auto fill = [](auto& bytes) { return RAND_bytes(bytes.data(), static_cast<int>(bytes.size())); };
+  if (fill(key.name) != 1 || fill(key.hmac) != 1 || fill(key.aes) != 1) {
     return fail("cannot generate TLS ticket keys: " + take_openssl_error());
   }
-  return keys;
+  return key;
 }
 
-TicketKeys::~TicketKeys() {
-  OPENSSL_cleanse(bytes_.data(), bytes_.size());
+}  // namespace
+
+TicketKeys::Key::~Key() {
+  OPENSSL_cleanse(name.data(), name.size());
+  OPENSSL_cleanse(hmac.data(), hmac.size());
+  OPENSSL_cleanse(aes.data(), aes.size());
+}
+
+Result<std::shared_ptr<TicketKeys>> TicketKeys::generate() {
+  auto ring = std::make_shared<TicketKeys>(Private{});
+  if (auto ok = ring->rotate(); !ok) return tl::unexpected(ok.error());
+  return ring;
+}
+
+Result<void> TicketKeys::rotate() {
+  auto key = random_key();
+  if (!key) return tl::unexpected(key.error());
+  auto next = std::make_shared<KeySet>();
+  next->current = *key;
+  std::lock_guard lock(mutex_);
+  if (keys_) next->previous = keys_->current;
+  keys_ = std::move(next);
+  return {};
+}
+
+std::shared_ptr<const TicketKeys::KeySet> TicketKeys::keys() const {
+  std::lock_guard lock(mutex_);
+  return keys_;
 }
 
 // ---- ServerContext ----------------------------------------------------------------
 
-Result<std::shared_ptr<const ServerContext>> ServerContext::build(const config::ListenerTls& tls,
-                                                                  const TicketKeys& keys) {
+Result<std::shared_ptr<const ServerContext>> ServerContext::build(
+    const config::ListenerTls& tls, std::shared_ptr<const TicketKeys> keys) {
   if (tls.certificates.empty()) return fail("tls: no certificate configured");
   std::optional<LoadedOcsp> ocsp;
   if (!tls.ocsp_file.empty()) {
@@ -345,11 +425,12 @@ Result<std::shared_ptr<const ServerContext>> ServerContext::build(const config::
   }
   auto context = std::make_shared<ServerContext>(Private{});
   context->handshake_timeout_ = tls.handshake_timeout;
+  context->ticket_keys_ = keys;
   context->min_version_ = tls.min_version;
   for (const config::TlsCertificate& files : tls.certificates) {
     auto cert = load_certificate(files);
     if (!cert) return tl::unexpected(cert.error());
-    auto ctx = new_server_ctx(tls, keys);
+    auto ctx = new_server_ctx(tls, *keys);
     if (!ctx) return tl::unexpected(ctx.error());
     if (auto ok = install_certificate(ctx->get(), files, *cert); !ok) {
       return tl::unexpected(ok.error());
@@ -499,7 +580,7 @@ SslPtr ClientContext::new_ssl(const std::string& server_name) const {
 Result<void> check_certificates(const config::ListenerTls& tls) {
   auto keys = TicketKeys::generate();
   if (!keys) return tl::unexpected(keys.error());
-  auto context = ServerContext::build(tls, *keys);
+  auto context = ServerContext::build(tls, std::move(*keys));
   if (!context) return tl::unexpected(context.error());
   return {};
 }

@@ -6,9 +6,9 @@
 //   names match (SSL_set_SSL_CTX); every SSL_CTX carries the same settings: Mozilla
 //   "intermediate" (TLS 1.2+, ECDHE AEAD ciphers, client cipher preference), ALPN
 //   http/1.1, no renegotiation, no compression, optional OCSP stapling.
-// - TicketKeys is the session ticket key material, generated once at startup and
-//   installed into every SSL_CTX, so a ticket issued by one worker (or by a context that
-//   a reload replaced) resumes on any other.
+// - TicketKeys is the session ticket key material, made at startup and shared by every
+//   server SSL_CTX, so a ticket issued by one worker (or by a context that a reload
+//   replaced) resumes on any other. It rotates: see the class.
 //
 // Thread: build() and check_certificates() run wherever configuration is loaded (they
 // read files). A built ServerContext is immutable; SSL_new on its SSL_CTXs is safe from
@@ -19,6 +19,8 @@
 #include <array>
 #include <cstddef>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,23 +31,37 @@
 
 namespace gh::tls {
 
+// A current key encrypts new tickets; after rotate() the previous key still decrypts
+// (and the ticket is renewed under the current one) until the next rotate(). A ticket is
+// thus accepted for at most two rotation periods, and a leaked key opens at most that
+// much recorded traffic. Threads: rotate() from one thread (the control thread);
+// handshakes on every worker read the latest key set through keys().
 class TicketKeys {
+  struct Private {};
+
  public:
-  // Ticket key name (16 bytes), HMAC secret (32) and AES key (32), in OpenSSL's layout
-  // for SSL_CTRL_SET_TLSEXT_TICKET_KEYS.
-  static constexpr std::size_t kSize = 80;
+  struct Key {
+    std::array<unsigned char, 16> name{};
+    std::array<unsigned char, 32> hmac{};  // HMAC-SHA256 secret
+    std::array<unsigned char, 32> aes{};   // AES-256-CBC key
+    Key() = default;
+    Key(const Key&) = default;
+    Key& operator=(const Key&) = default;
+    ~Key();  // wipes the key material
+  };
+  struct KeySet {
+    Key current;
+    std::optional<Key> previous;
+  };
 
-  static Result<TicketKeys> generate();  // random, from OpenSSL's CSPRNG
-
-  TicketKeys(const TicketKeys&) = default;
-  TicketKeys& operator=(const TicketKeys&) = default;
-  ~TicketKeys();  // wipes the key material
-
-  const std::array<unsigned char, kSize>& bytes() const { return bytes_; }
+  static Result<std::shared_ptr<TicketKeys>> generate();  // random, from OpenSSL's CSPRNG
+  explicit TicketKeys(Private) {}
+  Result<void> rotate();
+  std::shared_ptr<const KeySet> keys() const;
 
  private:
-  TicketKeys() = default;
-  std::array<unsigned char, kSize> bytes_{};
+  mutable std::mutex mutex_;  // guards the pointer swap only: a KeySet is immutable
+  std::shared_ptr<const KeySet> keys_;
 };
 
 class ServerContext {
@@ -55,7 +71,7 @@ class ServerContext {
   // Loads and checks every certificate of `tls` (see check_certificates) and builds the
   // SSL_CTXs. Errors name the file at fault: "/certs/a.pem: certificate expired on ...".
   static Result<std::shared_ptr<const ServerContext>> build(const config::ListenerTls& tls,
-                                                            const TicketKeys& keys);
+                                                            std::shared_ptr<const TicketKeys> keys);
 
   explicit ServerContext(Private) {}
   ServerContext(const ServerContext&) = delete;
@@ -83,7 +99,8 @@ class ServerContext {
   static int on_servername(SSL* ssl, int* alert, void* arg);
   static int on_status_request(SSL* ssl, void* arg);
 
-  std::vector<Site> sites_;  // [0] is the default
+  std::vector<Site> sites_;                        // [0] is the default
+  std::shared_ptr<const TicketKeys> ticket_keys_;  // the SSL_CTXs' ticket callback reads it
   std::string ocsp_response_;
   config::Duration handshake_timeout_{};
   config::TlsVersion min_version_ = config::TlsVersion::tls1_2;

@@ -385,6 +385,12 @@ TEST(LoadString, IntegerRangesAreChecked) {
             "test.toml:9:11: server.workers: must be between 1 and 256");
   EXPECT_EQ(only_error(std::string(kMinimal) + "[server]\nmax_connections = 0\n"),
             "test.toml:9:19: server.max_connections: must be between 1 and 4294967295");
+  EXPECT_EQ(only_error(std::string(kMinimal) + "[server]\nticket_key_rotation = \"500ms\"\n"),
+            "test.toml:9:23: server.ticket_key_rotation: must be at least 1s");
+  auto rotated = load_with("[server]\nticket_key_rotation = \"1d\"\n");
+  ASSERT_TRUE(rotated.config.has_value()) << joined(rotated.errors);
+  EXPECT_EQ(rotated.config->server.ticket_key_rotation, std::chrono::hours(24));
+  EXPECT_EQ(load(kMinimal).config->server.ticket_key_rotation, std::chrono::hours(12));
   EXPECT_EQ(only_error(std::string(kMinimal) + "[limits]\nheader_count = -1\n"),
             "test.toml:9:16: limits.header_count: must be at least 1");
 }

@@ -277,7 +277,7 @@ class TlsContextTest : public ::testing::Test {
   static inline EVP_PKEY* ecdsa_ = nullptr;
   static inline EVP_PKEY* ecdsa2_ = nullptr;
   static inline EVP_PKEY* rsa_ = nullptr;
-  TicketKeys keys_ = *TicketKeys::generate();
+  std::shared_ptr<TicketKeys> keys_ = *TicketKeys::generate();
 };
 
 // ---- loading and validation -------------------------------------------------------
@@ -529,6 +529,34 @@ TEST_P(TlsResumptionTest, TicketResumesOnARebuiltContextWithTheSameKeys) {
   Handshake full = handshake(**stranger, options);
   ASSERT_TRUE(full.ok) << full.server_error << full.client_error;
   EXPECT_FALSE(SSL_session_reused(full.client.get()));
+}
+
+TEST_P(TlsResumptionTest, TicketOutlivesOneKeyRotationButNotTwo) {
+  auto context = build(sites());
+  ASSERT_TRUE(context);
+  ClientOptions options;
+  options.min_version = options.max_version = GetParam();
+  Handshake initial = handshake(*context, options);
+  ASSERT_TRUE(initial.ok) << initial.server_error << initial.client_error;
+  SessionPtr session = initial.session();
+  ASSERT_TRUE(session);
+
+  ASSERT_TRUE(keys_->rotate());  // the ticket's key is now the previous one
+  options.session = session.get();
+  Handshake resumed = handshake(*context, options);
+  ASSERT_TRUE(resumed.ok) << resumed.server_error << resumed.client_error;
+  EXPECT_TRUE(SSL_session_reused(resumed.server.get()));
+  SessionPtr renewed = resumed.session();  // re-issued under the current key
+  ASSERT_TRUE(renewed);
+
+  ASSERT_TRUE(keys_->rotate());  // the first ticket's key is gone
+  Handshake full = handshake(*context, options);
+  ASSERT_TRUE(full.ok) << full.server_error << full.client_error;
+  EXPECT_FALSE(SSL_session_reused(full.server.get()));
+  options.session = renewed.get();
+  Handshake again = handshake(*context, options);
+  ASSERT_TRUE(again.ok) << again.server_error << again.client_error;
+  EXPECT_TRUE(SSL_session_reused(again.server.get()));
 }
 
 INSTANTIATE_TEST_SUITE_P(TlsVersions, TlsResumptionTest,

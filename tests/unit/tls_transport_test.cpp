@@ -248,7 +248,7 @@ class TlsTransportTest : public ::testing::Test {
     certificate_.tls.handshake_timeout = handshake_timeout;
     auto keys = TicketKeys::generate();
     ASSERT_TRUE(keys);
-    auto context = ServerContext::build(certificate_.tls, *keys);
+    auto context = ServerContext::build(certificate_.tls, std::move(*keys));
     ASSERT_TRUE(context) << context.error().message;
     context_ = *context;
   }
