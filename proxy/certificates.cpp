@@ -44,6 +44,13 @@ std::vector<std::string> certificate_problems(const config::Config& config) {
       problems.push_back("listener " + listener.address.text() + ": " + ok.error().message);
     }
   }
+  // Upstream TLS as the server would build it: an unreadable or empty tls_ca_file.
+  for (const config::Upstream& upstream : config.upstreams) {
+    if (!upstream.tls) continue;
+    if (auto context = tls::ClientContext::build(upstream); !context) {
+      problems.push_back("upstream " + upstream.name + ": " + context.error().message);
+    }
+  }
   return problems;
 }
 

@@ -26,7 +26,8 @@ Result<Snapshot::TlsContexts> build_tls_contexts(const config::Config& config,
 // file: "upstream api: /etc/ca.pem: no usable CA certificate (...)".
 Result<Snapshot::UpstreamTls> build_upstream_tls(const config::Config& config);
 
-// Validates every listener's certificates (for `gatehouse check`).
+// Validates every listener's certificates and every upstream's tls_ca_file (for
+// `gatehouse check`).
 std::vector<std::string> certificate_problems(const config::Config& config);
 
 // Polls the certificate and key files of a config (stat every `interval`) and calls

@@ -640,6 +640,19 @@ class CheckCommandTest(unittest.TestCase):
         self.assertEqual(result.returncode, 1, result.stderr)
         self.assertIn(f"{CERTS['a_expired'].fullchain}: certificate expired on", result.stderr)
 
+    def test_unusable_upstream_ca_file(self):
+        missing = os.path.join(self.tmp, "missing-ca.pem")
+        path = os.path.join(self.tmp, "gatehouse.toml")
+        upstream = {"servers": ["127.0.0.1:9"], "tls": True, "tls_ca_file": missing}
+        write_atomically(path, tls_config({"app": upstream}, [tls_listener([CERTS["a"]])]))
+        result = run_gatehouse("check", "-c", path)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn(f"upstream app: {missing}: no usable CA certificate", result.stderr)
+        # The same file with a real CA bundle passes.
+        upstream["tls_ca_file"] = CERTS["ca"].cert
+        write_atomically(path, tls_config({"app": upstream}, [tls_listener([CERTS["a"]])]))
+        self.assertEqual(run_gatehouse("check", "-c", path).returncode, 0)
+
 
 # --------------------------------------------------------------------------------------
 # Socket.IO over wss
