@@ -288,6 +288,21 @@ Result<SslCtxPtr> new_ctx(const SSL_METHOD* method, config::TlsVersion min_versi
   return ctx;
 }
 
+// Client side: SSL_CTX ex_data slot for the ClientContext, SSL ex_data slot for the peer
+// key (a key of ClientContext::sessions_) under which new sessions are kept.
+int client_context_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+int peer_key_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+// Peers (address and name) a ClientContext keeps sessions for; more get no resumption.
+constexpr std::size_t kMaxSessionPeers = 1024;
+
 // SSL_CTX ex_data slot holding the TicketKeys the ticket callback uses.
 int ticket_keys_index() {
   static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
@@ -534,7 +549,9 @@ Result<std::shared_ptr<const ClientContext>> ClientContext::build(
   if (SSL_CTX_set_alpn_protos(c, kAlpnHttp11, sizeof kAlpnHttp11) != 0) {
     return fail("cannot set ALPN: " + take_openssl_error());
   }
-  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+  // Sessions are kept per peer by on_new_session, not in OpenSSL's internal cache.
+  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(c, on_new_session);
   if (upstream.tls_verify) {
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
     ERR_clear_error();
@@ -550,6 +567,7 @@ Result<std::shared_ptr<const ClientContext>> ClientContext::build(
     SSL_CTX_set_verify(c, SSL_VERIFY_NONE, nullptr);
   }
   auto context = std::make_shared<ClientContext>(Private{});
+  SSL_CTX_set_ex_data(c, client_context_index(), context.get());
   context->ctx_ = std::move(*ctx);
   context->server_name_ = upstream.tls_server_name;
   context->verify_ = upstream.tls_verify;
@@ -560,10 +578,38 @@ std::string ClientContext::server_name_for(const std::string& host) const {
   return server_name_.empty() ? host : server_name_;
 }
 
-SslPtr ClientContext::new_ssl(const std::string& server_name) const {
+// OpenSSL shows each new resumable session (TLS 1.3: every ticket the server sends after
+// the handshake). A copy is kept: OpenSSL marks the connection's own session not
+// resumable when the connection ends without close_notify, as upstreams' often do.
+int ClientContext::on_new_session(SSL* ssl, SSL_SESSION* session) {
+  const auto* context = static_cast<const ClientContext*>(
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), client_context_index()));
+  const auto* peer = static_cast<const std::string*>(SSL_get_ex_data(ssl, peer_key_index()));
+  if (!context || !peer) return 0;
+  SslSessionPtr copy(SSL_SESSION_dup(session));
+  if (!copy) return 0;
+  std::lock_guard lock(context->sessions_mutex_);
+  context->sessions_[*peer] = std::move(copy);
+  return 0;  // the connection keeps its own reference
+}
+
+SslPtr ClientContext::new_ssl(const std::string& server_name, const std::string& peer) const {
   SslPtr ssl(SSL_new(ctx_.get()));
   if (!ssl) return ssl;
   SSL_set_connect_state(ssl.get());
+  {
+    std::lock_guard lock(sessions_mutex_);
+    auto it = sessions_.find(peer);
+    if (it == sessions_.end() && sessions_.size() < kMaxSessionPeers) {
+      it = sessions_.emplace(peer, nullptr).first;
+    }
+    if (it != sessions_.end()) {
+      SSL_set_ex_data(ssl.get(), peer_key_index(), const_cast<std::string*>(&it->first));
+      // A copy again: the connection's session may be marked not resumable when it ends.
+      SslSessionPtr offered(it->second ? SSL_SESSION_dup(it->second.get()) : nullptr);
+      if (offered) SSL_set_session(ssl.get(), offered.get());
+    }
+  }
   if (server_name.empty()) return ssl;
   const bool ip = is_ip_literal(server_name);
   // RFC 6066: no SNI for IP literals.

@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "config/config.hpp"
@@ -127,14 +128,22 @@ class ClientContext {
 
   // A client SSL in connect state for `server_name`: SNI (not for an IP literal) and,
   // when verifying, the host name or IP to check. nullptr when OpenSSL refuses.
-  SslPtr new_ssl(const std::string& server_name) const;
+  // `peer` names the connection's server ("10.0.0.2:8443 (api.internal)"): the latest
+  // session from that peer is offered for resumption, and new ones are kept for it.
+  SslPtr new_ssl(const std::string& server_name, const std::string& peer) const;
 
   bool verifies() const { return verify_; }
 
  private:
+  static int on_new_session(SSL* ssl, SSL_SESSION* session);
+
   SslCtxPtr ctx_;
   std::string server_name_;
   bool verify_ = true;
+  // The latest session per peer, shared by every worker. An SSL points at its peer's key
+  // (SSL ex_data) until it is freed, so keys are never erased; the map is capped instead.
+  mutable std::mutex sessions_mutex_;
+  mutable std::unordered_map<std::string, SslSessionPtr> sessions_;
 };
 
 // `gatehouse check`: every validation build() makes (files readable, PEM parses, key

@@ -41,13 +41,17 @@ def tearDownModule():
 
 class TlsUpstream(Upstream):
     """The harness's origin server with TLS on every accepted connection. Records the SNI
-    name of each handshake (`server_names`, None = no SNI) and failed handshakes."""
+    name of each handshake (`server_names`, None = no SNI), whether each handshake resumed
+    a session (`resumed`), and failed handshakes."""
 
-    def __init__(self, cert, **kwargs):
+    def __init__(self, cert, max_version: ssl.TLSVersion | None = None, **kwargs):
         self.server_names: list[str | None] = []
+        self.resumed: list[bool] = []
         self.handshake_errors: list[str] = []
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(cert.fullchain, cert.key)
+        if max_version:
+            self.context.maximum_version = max_version
         self.context.set_alpn_protocols(["http/1.1"])
         self.context.sni_callback = self._on_sni
         super().__init__(**kwargs)
@@ -67,9 +71,15 @@ class TlsUpstream(Upstream):
             sock.close()
             return
         with self._lock:
+            self.resumed.append(tls_sock.session_reused)
             self._sockets.discard(sock)
             self._sockets.add(tls_sock)
         super()._serve(tls_sock, connection_id)
+
+
+def closing_handler(request, conn) -> None:
+    conn.close()
+    conn.respond(200, [], b"closed after this")
 
 
 class UpstreamTlsTest(GatehouseTestCase):
@@ -121,6 +131,22 @@ class UpstreamTlsTest(GatehouseTestCase):
                 self.assertEqual(response.headers.get("X-Connection-Id"), "1")
         self.assertEqual(upstream.connections, 1)
         self.assertEqual(len(upstream.requests), 10)
+
+    def test_new_connections_resume_the_tls_session(self):
+        # The origin closes after every response, so each request needs a new connection:
+        # all but the first resume (tickets kept per upstream address and name).
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            with self.subTest(version.name):
+                upstream = TlsUpstream(CERTS["api"], version, name="secure",
+                                       handler=closing_handler)
+                self.addCleanup(upstream.close)
+                gatehouse = self.start_proxy(upstream, tls_ca_file=CERTS["ca"].cert,
+                                             tls_server_name="api.test")
+                for i in range(4):
+                    self.assertEqual(self.get(gatehouse.port, f"/r/{i}").status, 200)
+                    time.sleep(0.05)  # a TLS 1.3 ticket arrives just after the handshake
+                self.assertEqual(upstream.connections, 4)
+                self.assertEqual(upstream.resumed, [False, True, True, True])
 
     def test_request_and_response_bodies(self):
         upstream = self.start_tls_upstream(CERTS["api"])
