@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -445,6 +446,25 @@ Result<std::shared_ptr<const ServerContext>> ServerContext::build(
   for (const config::TlsCertificate& files : tls.certificates) {
     auto cert = load_certificate(files);
     if (!cert) return tl::unexpected(cert.error());
+    std::vector<std::string> names = certificate_names(cert->leaf.get());
+    const int key_type = EVP_PKEY_get_base_id(cert->key.get());
+    if (Site* same = context->site_named(names)) {
+      if (std::find(same->key_types.begin(), same->key_types.end(), key_type) !=
+          same->key_types.end()) {
+        return fail(files.cert_file + ": same names and key type as " + same->cert_file);
+      }
+      if (ocsp) {
+        return fail(tls.ocsp_file +
+                    ": OCSP stapling with two certificates for the same names "
+                    "is not supported");
+      }
+      if (auto ok = install_certificate(same->ctx.get(), files, *cert); !ok) {
+        return tl::unexpected(ok.error());
+      }
+      same->key_types.push_back(key_type);
+      same->cert_file += " + " + files.cert_file;
+      continue;
+    }
     auto ctx = new_server_ctx(tls, *keys);
     if (!ctx) return tl::unexpected(ctx.error());
     if (auto ok = install_certificate(ctx->get(), files, *cert); !ok) {
@@ -452,7 +472,7 @@ Result<std::shared_ptr<const ServerContext>> ServerContext::build(
     }
     SSL_CTX_set_tlsext_servername_callback(ctx->get(), on_servername);
     SSL_CTX_set_tlsext_servername_arg(ctx->get(), context.get());
-    Site site{std::move(*ctx), files.cert_file, certificate_names(cert->leaf.get()), false};
+    Site site{std::move(*ctx), files.cert_file, std::move(names), {key_type}, false};
     if (ocsp) {
       if (OCSP_SINGLERESP* entry = ocsp_entry_for(ocsp->basic.get(), *cert)) {
         if (auto ok = check_ocsp_entry(tls.ocsp_file, entry); !ok) {
@@ -478,6 +498,15 @@ SslPtr ServerContext::new_ssl() const {
   SslPtr ssl(SSL_new(sites_.front().ctx.get()));
   if (ssl) SSL_set_accept_state(ssl.get());
   return ssl;
+}
+
+ServerContext::Site* ServerContext::site_named(const std::vector<std::string>& names) {
+  for (Site& site : sites_) {
+    if (std::is_permutation(site.names.begin(), site.names.end(), names.begin(), names.end())) {
+      return &site;
+    }
+  }
+  return nullptr;
 }
 
 const ServerContext::Site& ServerContext::select(std::string_view server_name) const {

@@ -89,14 +89,18 @@ class ServerContext {
   std::string describe() const;
 
  private:
+  // One SSL_CTX per set of names. It may hold an RSA and an ECDSA certificate for the
+  // same names; OpenSSL then serves the one the client supports.
   struct Site {
     SslCtxPtr ctx;
-    std::string cert_file;
+    std::string cert_file;           // "a.pem", or "a-ecdsa.pem + a-rsa.pem"
     std::vector<std::string> names;  // lowercase SAN DNS names, or the CN without SANs
+    std::vector<int> key_types;      // EVP_PKEY_EC, EVP_PKEY_RSA, ...
     bool ocsp = false;               // the OCSP response staples for this certificate
   };
 
   const Site& select(std::string_view server_name) const;
+  Site* site_named(const std::vector<std::string>& names);
   static int on_servername(SSL* ssl, int* alert, void* arg);
   static int on_status_request(SSL* ssl, void* arg);
 

@@ -222,6 +222,7 @@ class TlsContextTest : public ::testing::Test {
     write_key(path("ecdsa2.key"), ecdsa2_);
     write_key(path("rsa.key"), rsa_);
     add("a", ecdsa_, {"A", {"a.example", "www.a.example"}});
+    add("a-rsa", rsa_, {"A-RSA", {"www.a.example", "a.example"}});
     add("b", rsa_, {"B", {"b.example", "*.b.example"}});
     add("api", ecdsa2_, {"API", {"api.b.example"}});
     add("c", ecdsa_, {"c.example", {}});
@@ -432,6 +433,33 @@ TEST_F(TlsContextTest, SniWorksWithTls12AndRsaCertificates) {
   EXPECT_STREQ(SSL_get_cipher_name(reversed.client.get()), "ECDHE-RSA-AES128-GCM-SHA256");
   options.ciphers = "AES128-GCM-SHA256";  // no forward secrecy: not in intermediate
   EXPECT_FALSE(handshake(*context, options).ok);
+}
+
+TEST_F(TlsContextTest, RsaAndEcdsaCertificatesForTheSameNames) {
+  auto context = build(listener({cert("a", "ecdsa"), cert("a-rsa", "rsa"), cert("b", "rsa")}));
+  ASSERT_TRUE(context);
+  EXPECT_NE(context->describe().find(path("a.pem") + " + " + path("a-rsa.pem")), std::string::npos)
+      << context->describe();
+  ClientOptions options;
+  options.max_version = TLS1_2_VERSION;
+  options.ciphers = "ECDHE-RSA-AES128-GCM-SHA256";  // a client that only does RSA
+  Handshake rsa = handshake(*context, options);
+  ASSERT_TRUE(rsa.ok) << rsa.server_error << rsa.client_error;
+  EXPECT_EQ(rsa.peer_common_name(), "A-RSA");
+  options.ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256";
+  Handshake ecdsa = handshake(*context, options);
+  ASSERT_TRUE(ecdsa.ok) << ecdsa.server_error << ecdsa.client_error;
+  EXPECT_EQ(ecdsa.peer_common_name(), "A");
+  options.sni = "b.example";  // other names keep their own certificate
+  options.ciphers = "ECDHE-RSA-AES128-GCM-SHA256";
+  Handshake b = handshake(*context, options);
+  ASSERT_TRUE(b.ok);
+  EXPECT_EQ(b.peer_common_name(), "B");
+}
+
+TEST_F(TlsContextTest, RejectsTwoCertificatesOfOneTypeForTheSameNames) {
+  EXPECT_EQ(build_error(listener({cert("a", "ecdsa"), cert("a", "ecdsa")})),
+            path("a.pem") + ": same names and key type as " + path("a.pem"));
 }
 
 // ---- protocol versions and ALPN ---------------------------------------------------
