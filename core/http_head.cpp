@@ -50,6 +50,12 @@ constexpr bool has(char c, std::uint8_t char_class) {
   return has(static_cast<unsigned char>(c), char_class);
 }
 
+constexpr std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 constexpr char to_lower(char c) {
   return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
 }
@@ -144,7 +150,8 @@ enum class HeadScanner::Step : std::uint8_t {
   final_lf,
 };
 
-HeadScanner::HeadScanner(HeadKind kind, const HeadLimits& limits) : kind_(kind), limits_(limits) {
+HeadScanner::HeadScanner(HeadKind kind, const HeadLimits& limits, MessageHead* record)
+    : kind_(kind), limits_(limits), record_(record) {
   reset();
 }
 
@@ -152,7 +159,8 @@ void HeadScanner::reset() {
   step_ = kind_ == HeadKind::request ? Step::method_start : Step::status_version;
   matched_ = 0;
   version_major_ = version_minor_ = 0;
-  offset_ = fields_ = 0;
+  status_ = 0;
+  offset_ = mark_ = fields_ = 0;
   result_ = HeadScan{};
 }
 
@@ -172,6 +180,22 @@ bool HeadScanner::fail(int status, const char* reason) {
   result_.state = HeadScan::State::invalid;
   result_.error = {kind_ == HeadKind::response ? 502 : status, reason};
   return false;
+}
+
+void HeadScanner::record_version() {
+  if (record_) record_->version_minor = version_minor_ - '0';
+}
+
+// The name runs from mark_ to the colon at offset_; the value starts after it.
+void HeadScanner::record_field_name(std::string_view data) {
+  if (record_) record_->headers.push_back({marked(data), {}});
+  mark_ = offset_ + 1;
+}
+
+// The value runs from mark_ to the CR at offset_; OWS around it is not part of it.
+void HeadScanner::record_field_value(std::string_view data) {
+  if (!record_) return;
+  record_->headers.back().value = trim_ows(marked(data));
 }
 
 bool HeadScanner::consume(std::string_view data, std::size_t stop) {
@@ -206,6 +230,7 @@ bool HeadScanner::consume_request_line(unsigned char c, std::string_view data, s
       return true;
     case Step::method:
       if (c == ' ') {
+        if (record_) record_->method = data.substr(0, offset_);
         step_ = Step::target_start;
         return true;
       }
@@ -217,11 +242,13 @@ bool HeadScanner::consume_request_line(unsigned char c, std::string_view data, s
       [[fallthrough]];
     case Step::target:
       if (has(c, kVisible)) {
+        if (step_ == Step::target_start) mark_ = offset_;
         step_ = Step::target;
         offset_ = last_in_long_run<all_visible>(data, offset_, line_stop, kVisible);
         return true;
       }
       if (c == ' ') {  // target_start took care of an empty target
+        if (record_) record_->target = marked(data);
         step_ = Step::request_version;
         return true;
       }
@@ -235,6 +262,7 @@ bool HeadScanner::consume_request_line(unsigned char c, std::string_view data, s
       if (!is_supported_version(version_major_, version_minor_)) {
         return fail(505, "HTTP version not supported");
       }
+      record_version();
       step_ = Step::start_line_lf;
       return true;
   }
@@ -250,6 +278,7 @@ bool HeadScanner::consume_status_line(unsigned char c, std::string_view data, st
       if (!is_supported_version(version_major_, version_minor_)) {
         return fail(502, "HTTP version not supported");
       }
+      record_version();
       step_ = Step::status_code;
       matched_ = 0;
       return true;
@@ -258,11 +287,16 @@ bool HeadScanner::consume_status_line(unsigned char c, std::string_view data, st
       if (!has(c, kDigit) || (matched_ == 0 && (c < '1' || c > '5'))) {
         return fail(502, cause(c, "invalid status code"));
       }
-      if (++matched_ == 3) step_ = Step::status_code_end;
+      status_ = status_ * 10 + (c - '0');
+      if (++matched_ == 3) {
+        if (record_) record_->status = status_;
+        step_ = Step::status_code_end;
+      }
       return true;
     case Step::status_code_end:
       // "HTTP/1.1 200\r\n" without SP and reason: real servers send it.
       if (c == ' ') {
+        mark_ = offset_ + 1;
         step_ = Step::reason;
         return true;
       }
@@ -277,6 +311,7 @@ bool HeadScanner::consume_status_line(unsigned char c, std::string_view data, st
         return true;
       }
       if (c == '\r') {
+        if (record_) record_->reason = marked(data);
         step_ = Step::start_line_lf;
         return true;
       }
@@ -301,6 +336,7 @@ bool HeadScanner::consume_header_line(unsigned char c, std::string_view data, st
       if (c == ':') return fail(400, "empty header name");
       if (!has(c, kTchar)) return fail(400, cause(c, "invalid character in header name"));
       if (++fields_ > limits_.header_count) return fail(431, "too many header fields");
+      mark_ = offset_;
       step_ = Step::name;
       offset_ = last_in_run(data, offset_, stop, kTchar);
       return true;
@@ -310,6 +346,7 @@ bool HeadScanner::consume_header_line(unsigned char c, std::string_view data, st
         return true;
       }
       if (c == ':') {
+        record_field_name(data);
         step_ = Step::value;
         return true;
       }
@@ -322,6 +359,7 @@ bool HeadScanner::consume_header_line(unsigned char c, std::string_view data, st
         return true;
       }
       if (c == '\r') {
+        record_field_value(data);
         step_ = Step::value_lf;
         return true;
       }
@@ -342,12 +380,6 @@ HeadScan scan_head(std::string_view data, HeadKind kind, const HeadLimits& limit
 // analyze_request / analyze_response
 
 namespace {
-
-constexpr std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // Takes the next element of a comma-separated list (RFC 9110 5.6.1) off `list`, without
 // OWS; elements may be empty ("a, , b").

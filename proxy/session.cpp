@@ -164,7 +164,7 @@ void Session::process_input() {
 
 void Session::process_head() {
   HeadScan scan =
-      http::scan_head({in_.begin_ptr(), in_.pending()}, HeadKind::request, snapshot_->head_limits);
+      request_parser_.scan_head({in_.begin_ptr(), in_.pending()}, snapshot_->head_limits);
   if (scan.state == HeadScan::State::invalid) return fail(scan.error.status, scan.error.reason);
   if (scan.state == HeadScan::State::incomplete) {
     if (in_.free_space() == 0) {
@@ -173,7 +173,6 @@ void Session::process_head() {
     }
     return;
   }
-  request_parser_.begin_message();
   auto step = request_parser_.execute(in_.begin_ptr(), scan.length, nullptr);
   if (step.outcome == http::HttpParser::Outcome::error) {
     return fail(400, request_parser_.error_reason());
@@ -609,8 +608,11 @@ void Session::process_response() {
 
 // Returns true when a head was consumed (a final one, or an interim 1xx to loop on).
 bool Session::process_response_head() {
-  HeadScan scan = http::scan_head({out_.begin_ptr(), out_.pending()}, HeadKind::response,
-                                  snapshot_->head_limits);
+  const std::string_view method = request_parser_.head().method;
+  response_parser_.begin_message();
+  if (method == "HEAD") response_parser_.expect_no_body();
+  HeadScan scan =
+      response_parser_.scan_head({out_.begin_ptr(), out_.pending()}, snapshot_->head_limits);
   if (scan.state == HeadScan::State::invalid) {
     if (upstream_) record_passive_health(upstream_->host(), false);
     fail(502, scan.error.reason);
@@ -623,9 +625,6 @@ bool Session::process_response_head() {
     }
     return false;
   }
-  response_parser_.begin_message();
-  const std::string_view method = request_parser_.head().method;
-  if (method == "HEAD") response_parser_.expect_no_body();
   auto step = response_parser_.execute(out_.begin_ptr(), scan.length, nullptr);
   http::HeadError error;
   response_ = {};

@@ -247,6 +247,20 @@ TEST_P(ScanHeadTest, ResumedScanMatches) {
   expect_scan(by_piece.scan(c.input), c);
 }
 
+// Recording the fields (what HttpParser does) never changes a verdict, on any prefix.
+TEST_P(ScanHeadTest, RecordingScanMatches) {
+  const ScanCase& c = GetParam();
+  for (std::size_t n = 0; n <= c.input.size(); ++n) {
+    MessageHead head;
+    const HeadScan recorded = HeadScanner(c.kind, c.limits, &head).scan(c.input.substr(0, n));
+    const HeadScan plain = scan_head(c.input.substr(0, n), c.kind, c.limits);
+    ASSERT_EQ(name_of(recorded.state), name_of(plain.state)) << "prefix " << n;
+    ASSERT_EQ(recorded.length, plain.length) << "prefix " << n;
+    ASSERT_EQ(recorded.error.status, plain.error.status) << "prefix " << n;
+    ASSERT_STREQ(recorded.error.reason, plain.error.reason) << "prefix " << n;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Cases, ScanHeadTest, testing::ValuesIn(kScanCases),
                          [](const auto& info) { return std::string(info.param.name); });
 
