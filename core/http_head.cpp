@@ -186,16 +186,43 @@ void HeadScanner::record_version() {
   if (record_) record_->version_minor = version_minor_ - '0';
 }
 
-// The name runs from mark_ to the colon at offset_; the value starts after it.
-void HeadScanner::record_field_name(std::string_view data) {
-  if (record_) record_->headers.push_back({marked(data), {}});
-  mark_ = offset_ + 1;
+// Takes the byte after offset_ if it is `expected` (and within `stop`): lets a step that
+// ended a run handle the delimiter that usually follows without another loop turn. The
+// delimiter gets exactly what its own step would have done with it.
+bool HeadScanner::next_is(std::string_view data, std::size_t stop, char expected) {
+  if (offset_ + 1 >= stop || data[offset_ + 1] != expected) return false;
+  ++offset_;
+  return true;
 }
 
-// The value runs from mark_ to the CR at offset_; OWS around it is not part of it.
-void HeadScanner::record_field_value(std::string_view data) {
-  if (!record_) return;
-  record_->headers.back().value = trim_ows(marked(data));
+// At the colon (offset_): the name runs from mark_ to here; the value starts after it.
+void HeadScanner::end_field_name(std::string_view data) {
+  if (record_) record_->headers.push_back({marked(data), {}});
+  mark_ = offset_ + 1;
+  step_ = Step::value;
+}
+
+// At the CR (offset_): the value runs from mark_ to here, without the OWS around it.
+void HeadScanner::end_field_value(std::string_view data) {
+  if (record_) record_->headers.back().value = trim_ows(marked(data));
+  step_ = Step::value_lf;
+}
+
+// "HTTP/x.y" at offset_ in one turn when all of it is before `stop` (the usual case);
+// otherwise, or if it does not match, consume_version() goes byte by byte and finds the
+// byte to blame.
+bool HeadScanner::take_whole_version(std::string_view data, std::size_t stop) {
+  if (matched_ != 0 || offset_ + kVersionPattern.size() > stop) return false;
+  const std::string_view version = data.substr(offset_, kVersionPattern.size());
+  if (!version.starts_with("HTTP/") || !has(version[5], kDigit) || version[6] != '.' ||
+      !has(version[7], kDigit)) {
+    return false;
+  }
+  version_major_ = version[5];
+  version_minor_ = version[7];
+  matched_ = static_cast<std::uint8_t>(kVersionPattern.size());
+  offset_ += kVersionPattern.size() - 1;
+  return true;
 }
 
 bool HeadScanner::consume(std::string_view data, std::size_t stop) {
@@ -256,6 +283,8 @@ bool HeadScanner::consume_request_line(unsigned char c, std::string_view data, s
       return fail(400, cause(c, "invalid character in request target"));
     default:  // Step::request_version
       if (matched_ < kVersionPattern.size()) {
+        // line_stop: the 414 check above must see every byte of a line that reaches it.
+        if (take_whole_version(data, line_stop)) return true;
         return consume_version(c) || fail(400, cause(c, "invalid HTTP version"));
       }
       if (c != '\r') return fail(400, cause(c, "invalid HTTP version"));
@@ -272,6 +301,7 @@ bool HeadScanner::consume_status_line(unsigned char c, std::string_view data, st
   switch (step_) {
     case Step::status_version:
       if (matched_ < kVersionPattern.size()) {
+        if (take_whole_version(data, stop)) return true;
         return consume_version(c) || fail(502, cause(c, "invalid HTTP version"));
       }
       if (c != ' ') return fail(502, cause(c, "invalid status line"));
@@ -339,15 +369,16 @@ bool HeadScanner::consume_header_line(unsigned char c, std::string_view data, st
       mark_ = offset_;
       step_ = Step::name;
       offset_ = last_in_run(data, offset_, stop, kTchar);
+      if (next_is(data, stop, ':')) end_field_name(data);  // the usual case, in this turn
       return true;
     case Step::name:
       if (has(c, kTchar)) {  // the name continues past the end of the previous read
         offset_ = last_in_run(data, offset_, stop, kTchar);
+        if (next_is(data, stop, ':')) end_field_name(data);
         return true;
       }
       if (c == ':') {
-        record_field_name(data);
-        step_ = Step::value;
+        end_field_name(data);
         return true;
       }
       if (c == ' ' || c == '\t') return fail(400, "whitespace before colon");
@@ -356,11 +387,14 @@ bool HeadScanner::consume_header_line(unsigned char c, std::string_view data, st
     case Step::value:
       if (has(c, kFieldValue)) {
         offset_ = last_in_long_run<all_field_value>(data, offset_, stop, kFieldValue);
+        if (next_is(data, stop, '\r')) {  // the usual end of the line, in this turn
+          end_field_value(data);
+          if (next_is(data, stop, '\n')) step_ = Step::line_start;
+        }
         return true;
       }
       if (c == '\r') {
-        record_field_value(data);
-        step_ = Step::value_lf;
+        end_field_value(data);
         return true;
       }
       return fail(400, cause(c, "invalid character in header value"));

@@ -77,14 +77,16 @@ class HeadScanner {
   bool consume_status_line(unsigned char c, std::string_view data, std::size_t stop);
   bool consume_header_line(unsigned char c, std::string_view data, std::size_t stop);
   bool consume_version(unsigned char c);
+  bool take_whole_version(std::string_view data, std::size_t stop);
+  bool next_is(std::string_view data, std::size_t stop, char expected);
+  void end_field_name(std::string_view data);
+  void end_field_value(std::string_view data);
   bool fail(int status, const char* reason);
   // Recording (no-ops without a MessageHead): the span from mark_ to offset_.
   std::string_view marked(std::string_view data) const {
     return data.substr(mark_, offset_ - mark_);
   }
   void record_version();
-  void record_field_name(std::string_view data);
-  void record_field_value(std::string_view data);
 
   HeadKind kind_;
   HeadLimits limits_;
