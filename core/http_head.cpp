@@ -710,12 +710,24 @@ bool analyze_response(const MessageHead& head, std::string_view request_method, 
 namespace {
 
 bool is_listed_hop_by_hop(std::string_view name) {
-  static constexpr std::array<std::string_view, 9> kNames = {
-      "connection",       "keep-alive",         "te",
-      "trailer",          "transfer-encoding",  "upgrade",
-      "proxy-connection", "proxy-authenticate", "proxy-authorization"};
-  return std::any_of(kNames.begin(), kNames.end(),
-                     [name](std::string_view listed) { return iequals(name, listed); });
+  switch (name.size()) {  // the length rules out all but one or two candidates
+    case 2:
+      return iequals(name, "te");
+    case 7:
+      return iequals(name, "trailer") || iequals(name, "upgrade");
+    case 10:
+      return iequals(name, "connection") || iequals(name, "keep-alive");
+    case 16:
+      return iequals(name, "proxy-connection");
+    case 17:
+      return iequals(name, "transfer-encoding");
+    case 18:
+      return iequals(name, "proxy-authenticate");
+    case 19:
+      return iequals(name, "proxy-authorization");
+    default:
+      return false;
+  }
 }
 
 }  // namespace
@@ -723,22 +735,26 @@ bool is_listed_hop_by_hop(std::string_view name) {
 HopByHop::HopByHop(const MessageHead& head) : head_(head) {
   for (const Header& header : head.headers) {
     if (!iequals(header.name, "connection")) continue;
-    if (connection_count_ < connection_.size()) connection_[connection_count_] = header.value;
-    ++connection_count_;
+    std::string_view list = header.value;
+    while (!list.empty()) {
+      const std::string_view option = next_list_element(list);
+      if (option.empty()) continue;
+      if (option_count_ < options_.size()) options_[option_count_] = option;
+      ++option_count_;
+    }
   }
 }
 
 bool HopByHop::operator()(std::string_view name) const {
   if (is_listed_hop_by_hop(name)) return true;
-  if (connection_count_ > connection_.size()) {
+  if (option_count_ > options_.size()) {
     return std::any_of(head_.headers.begin(), head_.headers.end(), [name](const Header& header) {
       return iequals(header.name, "connection") && list_contains(header.value, name);
     });
   }
-  for (std::size_t i = 0; i < connection_count_; ++i) {
-    if (list_contains(connection_[i], name)) return true;
-  }
-  return false;
+  const auto named = options_.begin() + static_cast<std::ptrdiff_t>(option_count_);
+  return std::any_of(options_.begin(), named,
+                     [name](std::string_view option) { return iequals(option, name); });
 }
 
 bool is_hop_by_hop(std::string_view name, const MessageHead& head) {

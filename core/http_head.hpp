@@ -163,7 +163,7 @@ bool analyze_response(const MessageHead& head, std::string_view request_method, 
 // The proxy re-adds framing, Connection and Upgrade itself.
 bool is_hop_by_hop(std::string_view name, const MessageHead& head);
 
-// The same test for every field of one message, with its Connection fields looked up
+// The same test for every field of one message, with its Connection fields parsed
 // once (rebuilding a head asks it for every field: this keeps that linear).
 class HopByHop {
  public:
@@ -172,8 +172,8 @@ class HopByHop {
 
  private:
   const MessageHead& head_;
-  std::array<std::string_view, 4> connection_;  // values of the Connection fields
-  std::size_t connection_count_ = 0;            // > 4: rescan head_ (never in practice)
+  std::array<std::string_view, 8> options_;  // the options the Connection fields list
+  std::size_t option_count_ = 0;             // > 8: rescan head_ (never in practice)
 };
 
 // RFC 9110 tchar: the characters of header names and other tokens.

@@ -10,9 +10,11 @@
 // llhttp is no longer the head parser: it re-parsed every head the scanner had already
 // validated more strictly (about 4,000 instructions per proxied request, counted with
 // bench/callgrind.py). What llhttp refused beyond the scanner is still refused: a request
-// line is still run through llhttp (its method list and request-target grammar), and a
-// repeated Content-Length, Content-Length together with Transfer-Encoding, or a request
-// whose last transfer coding is not chunked are errors here as they were there.
+// line is still run through llhttp (its method list and request-target grammar; all but
+// the common methods with a "/..." target, which llhttp accepts whatever visible
+// characters follow, as a unit test checks), and a repeated Content-Length,
+// Content-Length together with Transfer-Encoding, or a request whose last transfer
+// coding is not chunked are errors here as they were there.
 // One parser per connection direction; loop thread only.
 #pragma once
 

@@ -695,6 +695,16 @@ TEST(IsHopByHop, StandardAndConnectionNamedFields) {
   for (const HopCase& c : cases) EXPECT_EQ(is_hop_by_hop(c.name, head), c.hop_by_hop) << c.name;
 }
 
+TEST(IsHopByHop, ManyConnectionOptions) {
+  MessageHead head;
+  head.headers = {{"Connection", "a1, a2, a3, a4, a5, a6"}, {"Connection", "a7, a8, a9, a10"}};
+  for (const char* name : {"a1", "A8", "a9", "a10"}) EXPECT_TRUE(is_hop_by_hop(name, head)) << name;
+  EXPECT_FALSE(is_hop_by_hop("a11", head));
+  head.headers.pop_back();
+  EXPECT_TRUE(is_hop_by_hop("A6", head));
+  EXPECT_FALSE(is_hop_by_hop("a7", head));
+}
+
 TEST(IsHopByHop, WithoutConnectionField) {
   const MessageHead head;
   EXPECT_TRUE(is_hop_by_hop("Transfer-Encoding", head));
