@@ -50,6 +50,12 @@ constexpr bool has(char c, std::uint8_t char_class) {
   return has(static_cast<unsigned char>(c), char_class);
 }
 
+constexpr std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 constexpr char to_lower(char c) {
   return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
 }
@@ -144,7 +150,8 @@ enum class HeadScanner::Step : std::uint8_t {
   final_lf,
 };
 
-HeadScanner::HeadScanner(HeadKind kind, const HeadLimits& limits) : kind_(kind), limits_(limits) {
+HeadScanner::HeadScanner(HeadKind kind, const HeadLimits& limits, MessageHead* record)
+    : kind_(kind), limits_(limits), record_(record) {
   reset();
 }
 
@@ -152,7 +159,8 @@ void HeadScanner::reset() {
   step_ = kind_ == HeadKind::request ? Step::method_start : Step::status_version;
   matched_ = 0;
   version_major_ = version_minor_ = 0;
-  offset_ = fields_ = 0;
+  status_ = 0;
+  offset_ = mark_ = fields_ = 0;
   result_ = HeadScan{};
 }
 
@@ -172,6 +180,49 @@ bool HeadScanner::fail(int status, const char* reason) {
   result_.state = HeadScan::State::invalid;
   result_.error = {kind_ == HeadKind::response ? 502 : status, reason};
   return false;
+}
+
+void HeadScanner::record_version() {
+  if (record_) record_->version_minor = version_minor_ - '0';
+}
+
+// Takes the byte after offset_ if it is `expected` (and within `stop`): lets a step that
+// ended a run handle the delimiter that usually follows without another loop turn. The
+// delimiter gets exactly what its own step would have done with it.
+bool HeadScanner::next_is(std::string_view data, std::size_t stop, char expected) {
+  if (offset_ + 1 >= stop || data[offset_ + 1] != expected) return false;
+  ++offset_;
+  return true;
+}
+
+// At the colon (offset_): the name runs from mark_ to here; the value starts after it.
+void HeadScanner::end_field_name(std::string_view data) {
+  if (record_) record_->headers.push_back({marked(data), {}});
+  mark_ = offset_ + 1;
+  step_ = Step::value;
+}
+
+// At the CR (offset_): the value runs from mark_ to here, without the OWS around it.
+void HeadScanner::end_field_value(std::string_view data) {
+  if (record_) record_->headers.back().value = trim_ows(marked(data));
+  step_ = Step::value_lf;
+}
+
+// "HTTP/x.y" at offset_ in one turn when all of it is before `stop` (the usual case);
+// otherwise, or if it does not match, consume_version() goes byte by byte and finds the
+// byte to blame.
+bool HeadScanner::take_whole_version(std::string_view data, std::size_t stop) {
+  if (matched_ != 0 || offset_ + kVersionPattern.size() > stop) return false;
+  const std::string_view version = data.substr(offset_, kVersionPattern.size());
+  if (!version.starts_with("HTTP/") || !has(version[5], kDigit) || version[6] != '.' ||
+      !has(version[7], kDigit)) {
+    return false;
+  }
+  version_major_ = version[5];
+  version_minor_ = version[7];
+  matched_ = static_cast<std::uint8_t>(kVersionPattern.size());
+  offset_ += kVersionPattern.size() - 1;
+  return true;
 }
 
 bool HeadScanner::consume(std::string_view data, std::size_t stop) {
@@ -206,6 +257,7 @@ bool HeadScanner::consume_request_line(unsigned char c, std::string_view data, s
       return true;
     case Step::method:
       if (c == ' ') {
+        if (record_) record_->method = data.substr(0, offset_);
         step_ = Step::target_start;
         return true;
       }
@@ -217,11 +269,13 @@ bool HeadScanner::consume_request_line(unsigned char c, std::string_view data, s
       [[fallthrough]];
     case Step::target:
       if (has(c, kVisible)) {
+        if (step_ == Step::target_start) mark_ = offset_;
         step_ = Step::target;
         offset_ = last_in_long_run<all_visible>(data, offset_, line_stop, kVisible);
         return true;
       }
       if (c == ' ') {  // target_start took care of an empty target
+        if (record_) record_->target = marked(data);
         step_ = Step::request_version;
         return true;
       }
@@ -229,12 +283,15 @@ bool HeadScanner::consume_request_line(unsigned char c, std::string_view data, s
       return fail(400, cause(c, "invalid character in request target"));
     default:  // Step::request_version
       if (matched_ < kVersionPattern.size()) {
+        // line_stop: the 414 check above must see every byte of a line that reaches it.
+        if (take_whole_version(data, line_stop)) return true;
         return consume_version(c) || fail(400, cause(c, "invalid HTTP version"));
       }
       if (c != '\r') return fail(400, cause(c, "invalid HTTP version"));
       if (!is_supported_version(version_major_, version_minor_)) {
         return fail(505, "HTTP version not supported");
       }
+      record_version();
       step_ = Step::start_line_lf;
       return true;
   }
@@ -244,12 +301,14 @@ bool HeadScanner::consume_status_line(unsigned char c, std::string_view data, st
   switch (step_) {
     case Step::status_version:
       if (matched_ < kVersionPattern.size()) {
+        if (take_whole_version(data, stop)) return true;
         return consume_version(c) || fail(502, cause(c, "invalid HTTP version"));
       }
       if (c != ' ') return fail(502, cause(c, "invalid status line"));
       if (!is_supported_version(version_major_, version_minor_)) {
         return fail(502, "HTTP version not supported");
       }
+      record_version();
       step_ = Step::status_code;
       matched_ = 0;
       return true;
@@ -258,11 +317,16 @@ bool HeadScanner::consume_status_line(unsigned char c, std::string_view data, st
       if (!has(c, kDigit) || (matched_ == 0 && (c < '1' || c > '5'))) {
         return fail(502, cause(c, "invalid status code"));
       }
-      if (++matched_ == 3) step_ = Step::status_code_end;
+      status_ = status_ * 10 + (c - '0');
+      if (++matched_ == 3) {
+        if (record_) record_->status = status_;
+        step_ = Step::status_code_end;
+      }
       return true;
     case Step::status_code_end:
       // "HTTP/1.1 200\r\n" without SP and reason: real servers send it.
       if (c == ' ') {
+        mark_ = offset_ + 1;
         step_ = Step::reason;
         return true;
       }
@@ -277,6 +341,7 @@ bool HeadScanner::consume_status_line(unsigned char c, std::string_view data, st
         return true;
       }
       if (c == '\r') {
+        if (record_) record_->reason = marked(data);
         step_ = Step::start_line_lf;
         return true;
       }
@@ -301,16 +366,19 @@ bool HeadScanner::consume_header_line(unsigned char c, std::string_view data, st
       if (c == ':') return fail(400, "empty header name");
       if (!has(c, kTchar)) return fail(400, cause(c, "invalid character in header name"));
       if (++fields_ > limits_.header_count) return fail(431, "too many header fields");
+      mark_ = offset_;
       step_ = Step::name;
       offset_ = last_in_run(data, offset_, stop, kTchar);
+      if (next_is(data, stop, ':')) end_field_name(data);  // the usual case, in this turn
       return true;
     case Step::name:
       if (has(c, kTchar)) {  // the name continues past the end of the previous read
         offset_ = last_in_run(data, offset_, stop, kTchar);
+        if (next_is(data, stop, ':')) end_field_name(data);
         return true;
       }
       if (c == ':') {
-        step_ = Step::value;
+        end_field_name(data);
         return true;
       }
       if (c == ' ' || c == '\t') return fail(400, "whitespace before colon");
@@ -319,10 +387,14 @@ bool HeadScanner::consume_header_line(unsigned char c, std::string_view data, st
     case Step::value:
       if (has(c, kFieldValue)) {
         offset_ = last_in_long_run<all_field_value>(data, offset_, stop, kFieldValue);
+        if (next_is(data, stop, '\r')) {  // the usual end of the line, in this turn
+          end_field_value(data);
+          if (next_is(data, stop, '\n')) step_ = Step::line_start;
+        }
         return true;
       }
       if (c == '\r') {
-        step_ = Step::value_lf;
+        end_field_value(data);
         return true;
       }
       return fail(400, cause(c, "invalid character in header value"));
@@ -342,12 +414,6 @@ HeadScan scan_head(std::string_view data, HeadKind kind, const HeadLimits& limit
 // analyze_request / analyze_response
 
 namespace {
-
-constexpr std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // Takes the next element of a comma-separated list (RFC 9110 5.6.1) off `list`, without
 // OWS; elements may be empty ("a, , b").
@@ -644,12 +710,24 @@ bool analyze_response(const MessageHead& head, std::string_view request_method, 
 namespace {
 
 bool is_listed_hop_by_hop(std::string_view name) {
-  static constexpr std::array<std::string_view, 9> kNames = {
-      "connection",       "keep-alive",         "te",
-      "trailer",          "transfer-encoding",  "upgrade",
-      "proxy-connection", "proxy-authenticate", "proxy-authorization"};
-  return std::any_of(kNames.begin(), kNames.end(),
-                     [name](std::string_view listed) { return iequals(name, listed); });
+  switch (name.size()) {  // the length rules out all but one or two candidates
+    case 2:
+      return iequals(name, "te");
+    case 7:
+      return iequals(name, "trailer") || iequals(name, "upgrade");
+    case 10:
+      return iequals(name, "connection") || iequals(name, "keep-alive");
+    case 16:
+      return iequals(name, "proxy-connection");
+    case 17:
+      return iequals(name, "transfer-encoding");
+    case 18:
+      return iequals(name, "proxy-authenticate");
+    case 19:
+      return iequals(name, "proxy-authorization");
+    default:
+      return false;
+  }
 }
 
 }  // namespace
@@ -657,22 +735,26 @@ bool is_listed_hop_by_hop(std::string_view name) {
 HopByHop::HopByHop(const MessageHead& head) : head_(head) {
   for (const Header& header : head.headers) {
     if (!iequals(header.name, "connection")) continue;
-    if (connection_count_ < connection_.size()) connection_[connection_count_] = header.value;
-    ++connection_count_;
+    std::string_view list = header.value;
+    while (!list.empty()) {
+      const std::string_view option = next_list_element(list);
+      if (option.empty()) continue;
+      if (option_count_ < options_.size()) options_[option_count_] = option;
+      ++option_count_;
+    }
   }
 }
 
 bool HopByHop::operator()(std::string_view name) const {
   if (is_listed_hop_by_hop(name)) return true;
-  if (connection_count_ > connection_.size()) {
+  if (option_count_ > options_.size()) {
     return std::any_of(head_.headers.begin(), head_.headers.end(), [name](const Header& header) {
       return iequals(header.name, "connection") && list_contains(header.value, name);
     });
   }
-  for (std::size_t i = 0; i < connection_count_; ++i) {
-    if (list_contains(connection_[i], name)) return true;
-  }
-  return false;
+  const auto named = options_.begin() + static_cast<std::ptrdiff_t>(option_count_);
+  return std::any_of(options_.begin(), named,
+                     [name](std::string_view option) { return iequals(option, name); });
 }
 
 bool is_hop_by_hop(std::string_view name, const MessageHead& head) {

@@ -2,12 +2,13 @@
 //
 // Debian's llhttp 8.1.0 still accepts inputs later releases reject as smuggling vectors
 // (bare CR in values, whitespace-prefixed Content-Length lines, "\r\n\rX" as end of
-// head, obs-fold, whitespace before the colon, empty names). So every head is checked
-// here first, and only a head that passes is handed to llhttp:
-//   1. scan_head():      syntax and size limits over the raw bytes.
+// head, obs-fold, whitespace before the colon, empty names). So heads are parsed here:
+//   1. scan_head() / HeadScanner: syntax and size limits over the raw bytes; the scanner
+//                        can also record the start line and fields as it goes (what
+//                        HttpParser uses, so a head is walked once).
 //   2. analyze_request() / analyze_response(): framing and semantics over the fields
-//                        llhttp collected (Host, Content-Length, Transfer-Encoding, ...).
-// Pure functions, no I/O, no allocation; any thread.
+//                        (Host, Content-Length, Transfer-Encoding, ...).
+// Pure functions, no I/O, no allocation (but the recorded field list); any thread.
 #pragma once
 
 #include <array>
@@ -52,13 +53,20 @@ struct HeadScan {
 // A well-formed "HTTP/x.y" other than 1.0 and 1.1 in a request line is 505.
 HeadScan scan_head(std::string_view data, HeadKind kind, const HeadLimits& limits);
 
+struct MessageHead;
+
 // scan_head() for a head that arrives in pieces, without rescanning: each scan() call
 // continues at the first byte not checked yet. Pass the head so far each time (same
 // start, more bytes appended); once complete or invalid, scan() repeats that result until
 // reset(). scan_head(data, kind, limits) is HeadScanner(kind, limits).scan(data).
+//
+// With `record`, the scanner also fills in the start line and fields it validated
+// (header values without OWS), as views into the scanned bytes: across several scan()
+// calls the bytes must stay where they are. The head is complete and trustworthy only
+// once scan() says State::complete. reset() does not clear it.
 class HeadScanner {
  public:
-  HeadScanner(HeadKind kind, const HeadLimits& limits);
+  HeadScanner(HeadKind kind, const HeadLimits& limits, MessageHead* record = nullptr);
   HeadScan scan(std::string_view data);
   void reset();
 
@@ -69,15 +77,27 @@ class HeadScanner {
   bool consume_status_line(unsigned char c, std::string_view data, std::size_t stop);
   bool consume_header_line(unsigned char c, std::string_view data, std::size_t stop);
   bool consume_version(unsigned char c);
+  bool take_whole_version(std::string_view data, std::size_t stop);
+  bool next_is(std::string_view data, std::size_t stop, char expected);
+  void end_field_name(std::string_view data);
+  void end_field_value(std::string_view data);
   bool fail(int status, const char* reason);
+  // Recording (no-ops without a MessageHead): the span from mark_ to offset_.
+  std::string_view marked(std::string_view data) const {
+    return data.substr(mark_, offset_ - mark_);
+  }
+  void record_version();
 
   HeadKind kind_;
   HeadLimits limits_;
+  MessageHead* record_;
   Step step_;
   std::uint8_t matched_ = 0;  // bytes of "HTTP/x.y" or of the status code seen so far
   char version_major_ = 0;
   char version_minor_ = 0;
+  int status_ = 0;          // status code digits so far
   std::size_t offset_ = 0;  // next byte to check
+  std::size_t mark_ = 0;    // first byte of the target, reason, name or value being scanned
   std::size_t fields_ = 0;  // header fields started so far
   HeadScan result_;
 };
@@ -87,15 +107,16 @@ struct Header {
   std::string_view value;  // without leading/trailing OWS
 };
 
-// Fields collected from llhttp's callbacks; views point into the connection's buffer.
+// Fields recorded by HeadScanner; views point into the connection's buffer.
 struct MessageHead {
   std::string_view method;  // requests
   std::string_view target;  // requests
   int status = 0;           // responses
+  std::string_view reason;  // responses: the reason phrase as sent (may be empty)
   int version_minor = 1;    // HTTP/1.x
   std::vector<Header> headers;
   void clear() {
-    method = target = {};
+    method = target = reason = {};
     status = 0;
     version_minor = 1;
     headers.clear();
@@ -142,7 +163,7 @@ bool analyze_response(const MessageHead& head, std::string_view request_method, 
 // The proxy re-adds framing, Connection and Upgrade itself.
 bool is_hop_by_hop(std::string_view name, const MessageHead& head);
 
-// The same test for every field of one message, with its Connection fields looked up
+// The same test for every field of one message, with its Connection fields parsed
 // once (rebuilding a head asks it for every field: this keeps that linear).
 class HopByHop {
  public:
@@ -151,8 +172,8 @@ class HopByHop {
 
  private:
   const MessageHead& head_;
-  std::array<std::string_view, 4> connection_;  // values of the Connection fields
-  std::size_t connection_count_ = 0;            // > 4: rescan head_ (never in practice)
+  std::array<std::string_view, 8> options_;  // the options the Connection fields list
+  std::size_t option_count_ = 0;             // > 8: rescan head_ (never in practice)
 };
 
 // RFC 9110 tchar: the characters of header names and other tokens.

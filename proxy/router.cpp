@@ -1,14 +1,20 @@
 #include "proxy/router.hpp"
 
 #include <algorithm>
-#include <cctype>
 
 namespace gh::proxy {
 namespace {
 
+// ASCII only, whatever the locale (and without a libc call per byte on the request path).
+void lower_in_place(std::string& s) {
+  for (char& c : s) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + ('a' - 'A'));
+  }
+}
+
 std::string lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  lower_in_place(out);
   return out;
 }
 
@@ -19,13 +25,13 @@ std::string_view path_of(std::string_view target) {
 }  // namespace
 
 void normalize_host(std::string_view host, std::string& out) {
-  out.clear();
   if (!host.empty() && host.front() == '[') {
     host = host.substr(0, host.find(']') + 1);  // IPv6 literal keeps its brackets
   } else {
     host = host.substr(0, host.find(':'));
   }
-  for (char c : host) out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  out.assign(host);
+  lower_in_place(out);
   if (!out.empty() && out.back() == '.') out.pop_back();  // "example.com." is the same host
 }
 

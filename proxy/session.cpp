@@ -19,24 +19,20 @@ using http::HeadScan;
 constexpr config::Duration kLingerTimeout = std::chrono::seconds(2);
 constexpr config::Duration kTrimAfter = std::chrono::seconds(1);
 
-template <class T>
-uv_handle_t* as_handle(T* h) {
-  return reinterpret_cast<uv_handle_t*>(h);
-}
-
 }  // namespace
 
 Session::Session(Worker& worker, SnapshotPtr snapshot)
     : worker_(worker),
       snapshot_(std::move(snapshot)),
+      client_timer_(worker.loop(), this,
+                    [](void* self) { static_cast<Session*>(self)->on_client_timeout(); }),
+      upstream_timer_(worker.loop(), this,
+                      [](void* self) { static_cast<Session*>(self)->on_upstream_timeout(); }),
       request_parser_(HeadKind::request, snapshot_->config->limits.chunk_extension),
       response_parser_(HeadKind::response, snapshot_->config->limits.chunk_extension) {
   request_body_.session = this;
   response_body_.session = this;
-  uv_timer_init(worker_.loop(), &client_timer_);
-  uv_timer_init(worker_.loop(), &upstream_timer_);
-  client_timer_.data = upstream_timer_.data = this;
-  open_handles_ = 2;
+  open_handles_ = 2;  // the timers
 }
 
 Session::~Session() = default;
@@ -65,13 +61,12 @@ void Session::drain() {
 }
 
 void Session::close() {
-  if (uv_is_closing(as_handle(&client_timer_))) return;  // already closing
+  if (client_timer_.closing()) return;  // already closing
   phase_ = Phase::closing;
   release_upstream(false);
-  uv_close(as_handle(&client_timer_),
-           [](uv_handle_t* h) { static_cast<Session*>(h->data)->handle_closed(); });
-  uv_close(as_handle(&upstream_timer_),
-           [](uv_handle_t* h) { static_cast<Session*>(h->data)->handle_closed(); });
+  const auto timer_closed = [](void* self) { static_cast<Session*>(self)->handle_closed(); };
+  client_timer_.close(timer_closed);
+  upstream_timer_.close(timer_closed);
   if (down_) down_->close();
 }
 
@@ -170,7 +165,7 @@ void Session::process_input() {
 
 void Session::process_head() {
   HeadScan scan =
-      http::scan_head({in_.begin_ptr(), in_.pending()}, HeadKind::request, snapshot_->head_limits);
+      request_parser_.scan_head({in_.begin_ptr(), in_.pending()}, snapshot_->head_limits);
   if (scan.state == HeadScan::State::invalid) return fail(scan.error.status, scan.error.reason);
   if (scan.state == HeadScan::State::incomplete) {
     if (in_.free_space() == 0) {
@@ -179,7 +174,6 @@ void Session::process_head() {
     }
     return;
   }
-  request_parser_.begin_message();
   auto step = request_parser_.execute(in_.begin_ptr(), scan.length, nullptr);
   if (step.outcome == http::HttpParser::Outcome::error) {
     return fail(400, request_parser_.error_reason());
@@ -230,7 +224,7 @@ void Session::start_exchange(std::size_t head_length, bool message_complete) {
   request_body_pumped_ = false;
   in_.consume(head_length);
   if (request_complete_) {
-    uv_timer_stop(&client_timer_);
+    client_timer_.disarm();
   } else {
     arm_client_timer(config().timeouts.client_body);
   }
@@ -263,7 +257,7 @@ void Session::pump_request_body() {
   in_.consume(step.consumed);
   if (step.outcome == http::HttpParser::Outcome::message_complete) {
     request_complete_ = true;
-    uv_timer_stop(&client_timer_);
+    client_timer_.disarm();
     if (request_.framing == BodyFraming::chunked) to_upstream_.add_text("0\r\n\r\n");
   } else {
     arm_client_timer(config().timeouts.client_body);
@@ -564,7 +558,7 @@ void Session::release_upstream(bool reusable) {
   upstream_ = nullptr;
   upstream_connected_ = upstream_writing_ = false;
   if (conn->host().active > 0) --conn->host().active;
-  uv_timer_stop(&upstream_timer_);
+  upstream_timer_.disarm();
   if (reusable) {
     conn->release_to_pool(host_set_ ? host_set_->keepalive : 0, worker_.now_ms());
   } else {
@@ -616,8 +610,11 @@ void Session::process_response() {
 
 // Returns true when a head was consumed (a final one, or an interim 1xx to loop on).
 bool Session::process_response_head() {
-  HeadScan scan = http::scan_head({out_.begin_ptr(), out_.pending()}, HeadKind::response,
-                                  snapshot_->head_limits);
+  const std::string_view method = request_parser_.head().method;
+  response_parser_.begin_message();
+  if (method == "HEAD") response_parser_.expect_no_body();
+  HeadScan scan =
+      response_parser_.scan_head({out_.begin_ptr(), out_.pending()}, snapshot_->head_limits);
   if (scan.state == HeadScan::State::invalid) {
     if (upstream_) record_passive_health(upstream_->host(), false);
     fail(502, scan.error.reason);
@@ -630,9 +627,6 @@ bool Session::process_response_head() {
     }
     return false;
   }
-  response_parser_.begin_message();
-  const std::string_view method = request_parser_.head().method;
-  if (method == "HEAD") response_parser_.expect_no_body();
   auto step = response_parser_.execute(out_.begin_ptr(), scan.length, nullptr);
   http::HeadError error;
   response_ = {};
@@ -745,7 +739,7 @@ void Session::pump_response_body() {
     }
   }
   if (response_complete_) {
-    uv_timer_stop(&upstream_timer_);
+    upstream_timer_.disarm();
     learn_session_id();  // before the client can send the session's next request
   }
   flush_to_client();
@@ -770,7 +764,7 @@ void Session::on_upstream_read_end(int status) {
     response_.keep_alive = false;
     if (client_framing_ == ClientFraming::chunked) to_client_.add_text("0\r\n\r\n");
     release_upstream(false);
-    uv_timer_stop(&upstream_timer_);
+    upstream_timer_.disarm();
     flush_to_client();
     return maybe_finish_exchange();
   }
@@ -785,7 +779,7 @@ void Session::on_upstream_read_end(int status) {
 
 void Session::start_tunnel() {
   phase_ = Phase::tunnel;
-  uv_timer_stop(&upstream_timer_);
+  upstream_timer_.disarm();
   // HTTP is over on this connection: only the two buffers matter from here on.
   request_parser_.release_memory();
   response_parser_.release_memory();
@@ -883,7 +877,7 @@ void Session::respond_local(int status, std::string_view body, std::string_view 
   if (log_request_.empty()) log_request_ = "-";
   write_access_log();
   phase_ = Phase::closing;
-  uv_timer_stop(&upstream_timer_);
+  upstream_timer_.disarm();
   arm_client_timer(kLingerTimeout);
   // A write in flight points into the outbox: never rewrite it under its feet.
   if (client_writing_) return close();
@@ -903,7 +897,7 @@ void Session::respond_local(int status, std::string_view body, std::string_view 
 // client still sends for a moment, then close. Closing with unread input would make the
 // kernel send RST, which can destroy the response before the client reads it.
 void Session::linger_close() {
-  if (uv_is_closing(as_handle(&client_timer_))) return;
+  if (client_timer_.closing()) return;
   phase_ = Phase::closing;
   release_upstream(false);
   down_->shutdown_write();
@@ -914,16 +908,11 @@ void Session::linger_close() {
 }
 
 void Session::arm_client_timer(config::Duration timeout) {
-  uv_timer_start(
-      &client_timer_, [](uv_timer_t* t) { static_cast<Session*>(t->data)->on_client_timeout(); },
-      static_cast<std::uint64_t>(timeout.count()), 0);
+  client_timer_.arm(static_cast<std::uint64_t>(timeout.count()));
 }
 
 void Session::arm_upstream_timer(config::Duration timeout) {
-  uv_timer_start(
-      &upstream_timer_,
-      [](uv_timer_t* t) { static_cast<Session*>(t->data)->on_upstream_timeout(); },
-      static_cast<std::uint64_t>(timeout.count()), 0);
+  upstream_timer_.arm(static_cast<std::uint64_t>(timeout.count()));
 }
 
 // An idle keep-alive connection first waits a moment with its memory (the next request

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "core/byte_buffer.hpp"
+#include "core/deadline_timer.hpp"
 #include "core/http_head.hpp"
 #include "core/http_parser.hpp"
 #include "core/outbox.hpp"
@@ -127,8 +128,8 @@ class Session final : private tls::Transport::Events, private UpstreamConn::Clie
   SnapshotPtr snapshot_;
   std::size_t listener_index_ = 0;
   std::unique_ptr<tls::Transport> down_;
-  uv_timer_t client_timer_{};
-  uv_timer_t upstream_timer_{};
+  DeadlineTimer client_timer_;    // header, body, keep-alive, linger and tunnel idle
+  DeadlineTimer upstream_timer_;  // connect and read
   int open_handles_ = 0;
   Phase phase_ = Phase::idle;
 

@@ -247,6 +247,20 @@ TEST_P(ScanHeadTest, ResumedScanMatches) {
   expect_scan(by_piece.scan(c.input), c);
 }
 
+// Recording the fields (what HttpParser does) never changes a verdict, on any prefix.
+TEST_P(ScanHeadTest, RecordingScanMatches) {
+  const ScanCase& c = GetParam();
+  for (std::size_t n = 0; n <= c.input.size(); ++n) {
+    MessageHead head;
+    const HeadScan recorded = HeadScanner(c.kind, c.limits, &head).scan(c.input.substr(0, n));
+    const HeadScan plain = scan_head(c.input.substr(0, n), c.kind, c.limits);
+    ASSERT_EQ(name_of(recorded.state), name_of(plain.state)) << "prefix " << n;
+    ASSERT_EQ(recorded.length, plain.length) << "prefix " << n;
+    ASSERT_EQ(recorded.error.status, plain.error.status) << "prefix " << n;
+    ASSERT_STREQ(recorded.error.reason, plain.error.reason) << "prefix " << n;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Cases, ScanHeadTest, testing::ValuesIn(kScanCases),
                          [](const auto& info) { return std::string(info.param.name); });
 
@@ -679,6 +693,16 @@ TEST(IsHopByHop, StandardAndConnectionNamedFields) {
       {"close", true},  // a listed token names a field, whatever it is called
   };
   for (const HopCase& c : cases) EXPECT_EQ(is_hop_by_hop(c.name, head), c.hop_by_hop) << c.name;
+}
+
+TEST(IsHopByHop, ManyConnectionOptions) {
+  MessageHead head;
+  head.headers = {{"Connection", "a1, a2, a3, a4, a5, a6"}, {"Connection", "a7, a8, a9, a10"}};
+  for (const char* name : {"a1", "A8", "a9", "a10"}) EXPECT_TRUE(is_hop_by_hop(name, head)) << name;
+  EXPECT_FALSE(is_hop_by_hop("a11", head));
+  head.headers.pop_back();
+  EXPECT_TRUE(is_hop_by_hop("A6", head));
+  EXPECT_FALSE(is_hop_by_hop("a7", head));
 }
 
 TEST(IsHopByHop, WithoutConnectionField) {
