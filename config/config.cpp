@@ -425,6 +425,7 @@ class Loader {
   std::vector<Diagnostic> warnings_;
   std::map<std::string, toml::source_region, std::less<>> upstream_names_;
   std::set<std::string, std::less<>> upstream_used_;
+  std::map<std::string, toml::source_region> min_healthy_at_;
   std::map<std::string, toml::source_region> bound_addresses_;
   std::map<std::string, toml::source_region, std::less<>> check_names_;
 };
@@ -821,6 +822,9 @@ void Loader::load_upstream(const Scope& scope) {
   read_integer(scope, "passive_failures", 0, upstream.passive_failures);
   read_duration(scope, "passive_cooldown", upstream.passive_cooldown);
   read_integer(scope, "min_healthy", 1, upstream.min_healthy);
+  if (const toml::node* node = scope.table.get("min_healthy"); node && upstream.min_healthy > 1) {
+    min_healthy_at_.emplace(upstream.name, node->source());
+  }
   read_bool(scope, "tls", upstream.tls);
   const toml::node* verify = read_bool(scope, "tls_verify", upstream.tls_verify);
   read_string(scope, "tls_ca_file", upstream.tls_ca_file);
@@ -1166,6 +1170,15 @@ void Loader::warn_unused_upstreams() {
   for (const auto& [name, at] : upstream_names_) {
     if (!upstream_used_.contains(name))
       warning(at, "upstream " + quoted(name) + " is not used by any route");
+  }
+  // min_healthy counts hosts passing http checks: without one it is never consulted.
+  for (const auto& [name, at] : min_healthy_at_) {
+    const bool checked = std::any_of(config_.checks.begin(), config_.checks.end(),
+                                     [&](const Check& c) { return c.upstream == name; });
+    if (!checked) {
+      warning(at, "upstream " + quoted(name) +
+                      ": min_healthy has no effect without an http [[check]] on this upstream");
+    }
   }
 }
 

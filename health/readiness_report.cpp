@@ -127,9 +127,13 @@ ReportFormat report_format(std::string_view query, std::string_view accept) {
   return ReportFormat::plain;
 }
 
+bool is_ready(const HealthState* state, bool draining, uint64_t now_ms) {
+  return !draining && (!state || state->ready(now_ms));
+}
+
 Report readiness_report(const HealthState* state, bool draining, uint64_t now_ms,
                         ReportFormat format) {
-  const bool ready = !draining && (!state || state->ready(now_ms));
+  const bool ready = is_ready(state, draining, now_ms);
   Report report;
   report.status = ready ? 200 : 503;
   std::string& out = report.body;
@@ -153,8 +157,12 @@ Report readiness_report(const HealthState* state, bool draining, uint64_t now_ms
     return report;
   }
   if (draining) out += "[-]draining: shutting down\n";
-  for (const CheckStatus& c : state ? state->checks : std::vector<CheckStatus>{}) {
-    format == ReportFormat::plain ? append_plain(out, c, now_ms) : append_verbose(out, c, now_ms);
+  for (std::size_t i = 0; state && i < state->checks.size(); ++i) {
+    if (format == ReportFormat::plain) {
+      append_plain(out, state->checks[i], now_ms);
+    } else {
+      append_verbose(out, state->checks[i], now_ms);
+    }
   }
   append_summary(out, ready, format);
   return report;

@@ -29,7 +29,11 @@ struct Report {
   const char* content_type = "text/plain; charset=utf-8";
 };
 
-// /readyz. `state` null = no checks configured; `draining` (SIGTERM) is never ready.
+// Whether /readyz answers 200. `state` null = no checks configured; `draining` (SIGTERM)
+// is never ready.
+bool is_ready(const HealthState* state, bool draining, uint64_t now_ms);
+
+// /readyz.
 Report readiness_report(const HealthState* state, bool draining, uint64_t now_ms,
                         ReportFormat format);
 // /readyz/<name>; nullopt when no check has that name.

@@ -281,7 +281,8 @@ class Control {
         10'000, 10'000);
   }
 
-  // One-shot, re-armed from the running config each time so a reload can change it.
+  // One-shot, re-armed from the running config each time (and by a reload that changes
+  // the period).
   void schedule_ticket_rotation() {
     const auto period =
         static_cast<std::uint64_t>(snapshot_->config->server.ticket_key_rotation.count());
@@ -340,7 +341,10 @@ class Control {
     tls_ = std::move(*contexts);
     upstream_tls_ = std::move(*upstream_tls);
     cert_watcher_->watch(*config);
+    const bool new_rotation =
+        config->server.ticket_key_rotation != snapshot_->config->server.ticket_key_rotation;
     publish(config, snapshot_->generation + 1);
+    if (new_rotation) schedule_ticket_rotation();
     write_ready_file();
     GH_LOG_INFO("config reloaded (generation %u)", snapshot_->generation);
   }
@@ -386,6 +390,9 @@ class Control {
       return {200, "ok\n"};
     }
     if (request.path == "/metrics") return {200, metrics_text(), kPrometheusContentType};
+    if (request.path != "/readyz" && !request.path.starts_with("/readyz/")) {
+      return {404, "not found\n"};
+    }
     // Ready: listeners up, config loaded, every required check passing and fresh, not
     // draining. Answers come from the cached state: asking never adds probes.
     const auto format = health::report_format(request.query, request.accept);
@@ -412,7 +419,7 @@ class Control {
     input.handshakes = tls::server_handshake_counts();
     input.now_ms = monotonic_ms();
     input.draining = draining_;
-    input.ready = !draining_ && (!state || state->ready(input.now_ms));
+    input.ready = health::is_ready(state.get(), draining_, input.now_ms);
     input.generation = snapshot_->generation;
     return render_metrics(input);
   }

@@ -62,6 +62,8 @@ void Session::drain() {
 
 void Session::close() {
   if (client_timer_.closing()) return;  // already closing
+  // A tunnel (101) or a response cut short is logged and counted when it ends.
+  if (log_status_ != 0) write_access_log();
   phase_ = Phase::closing;
   release_upstream(false);
   const auto timer_closed = [](void* self) { static_cast<Session*>(self)->handle_closed(); };
@@ -973,7 +975,9 @@ void Session::write_access_log() {
   std::strftime(time_text, sizeof time_text, "%Y-%m-%dT%H:%M:%SZ", &utc);
   const std::string& upstream = upstream_label_.empty() ? std::string("-") : upstream_label_;
   const double seconds = static_cast<double>(worker_.now_ms() - exchange_start_ms_) / 1000.0;
-  char line[2048];  // room for a 600-byte request line even if every byte is escaped twice
+  // Room for a 600-byte request line escaped: targets are visible ASCII (the head scanner
+  // refuses control characters), so at most '"' and '\\' double.
+  char line[2048];
   int n;
   if (format == config::AccessLogFormat::json) {
     std::string request;

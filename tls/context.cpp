@@ -18,6 +18,8 @@
 #include <optional>
 #include <system_error>
 
+#include "core/log.hpp"
+
 namespace gh::tls {
 namespace {
 
@@ -296,12 +298,19 @@ int client_context_index() {
   return index;
 }
 
+// The SSL owns its copy of the key (freed with the SSL), so cache entries can be evicted
+// while connections of that peer are open.
+void free_peer_key(void*, void* key, CRYPTO_EX_DATA*, int, long, void*) {
+  std::unique_ptr<std::string> owned(static_cast<std::string*>(key));
+}
+
 int peer_key_index() {
-  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, free_peer_key);
   return index;
 }
 
-// Peers (address and name) a ClientContext keeps sessions for; more get no resumption.
+// Peers (address and name) a ClientContext keeps sessions for; beyond it (addresses come
+// and go with DNS) an arbitrary entry makes room.
 constexpr std::size_t kMaxSessionPeers = 1024;
 
 // SSL_CTX ex_data slot holding the TicketKeys the ticket callback uses.
@@ -333,7 +342,7 @@ int on_ticket_key(SSL* ssl, unsigned char* key_name, unsigned char* iv, EVP_CIPH
   const std::shared_ptr<const TicketKeys::KeySet> keys = ring->keys();
   if (enc) {
     const TicketKeys::Key& key = keys->current;
-    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1) return -1;
+    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1) return 0;  // no ticket
     std::memcpy(key_name, key.name.data(), key.name.size());
     if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes.data(), iv) != 1) return -1;
     return set_ticket_mac_key(mac, key) ? 1 : -1;
@@ -449,21 +458,22 @@ Result<std::shared_ptr<const ServerContext>> ServerContext::build(
     std::vector<std::string> names = certificate_names(cert->leaf.get());
     const int key_type = EVP_PKEY_get_base_id(cert->key.get());
     if (Site* same = context->site_named(names)) {
-      if (std::find(same->key_types.begin(), same->key_types.end(), key_type) !=
-          same->key_types.end()) {
-        return fail(files.cert_file + ": same names and key type as " + same->cert_file);
+      // Another key type joins the site; anything else is served only if SNI never
+      // reaches it (the first entry wins), as before: worth a warning, not a refusal.
+      const bool other_type = std::find(same->key_types.begin(), same->key_types.end(), key_type) ==
+                              same->key_types.end();
+      if (other_type && !ocsp) {
+        if (auto ok = install_certificate(same->ctx.get(), files, *cert); !ok) {
+          return tl::unexpected(ok.error());
+        }
+        same->key_types.push_back(key_type);
+        same->cert_file += " + " + files.cert_file;
+        continue;
       }
-      if (ocsp) {
-        return fail(tls.ocsp_file +
-                    ": OCSP stapling with two certificates for the same names "
-                    "is not supported");
-      }
-      if (auto ok = install_certificate(same->ctx.get(), files, *cert); !ok) {
-        return tl::unexpected(ok.error());
-      }
-      same->key_types.push_back(key_type);
-      same->cert_file += " + " + files.cert_file;
-      continue;
+      GH_LOG_WARN("%s: same names as %s%s: it will not be served", files.cert_file.c_str(),
+                  same->cert_file.c_str(),
+                  other_type ? " (two key types with ocsp_file are not supported)"
+                             : " and the same key type");
     }
     auto ctx = new_server_ctx(tls, *keys);
     if (!ctx) return tl::unexpected(ctx.error());
@@ -618,7 +628,11 @@ int ClientContext::on_new_session(SSL* ssl, SSL_SESSION* session) {
   SslSessionPtr copy(SSL_SESSION_dup(session));
   if (!copy) return 0;
   std::lock_guard lock(context->sessions_mutex_);
-  context->sessions_[*peer] = std::move(copy);
+  auto& sessions = context->sessions_;
+  if (sessions.size() >= kMaxSessionPeers && !sessions.contains(*peer)) {
+    sessions.erase(sessions.begin());
+  }
+  sessions[*peer] = std::move(copy);
   return 0;  // the connection keeps its own reference
 }
 
@@ -626,18 +640,17 @@ SslPtr ClientContext::new_ssl(const std::string& server_name, const std::string&
   SslPtr ssl(SSL_new(ctx_.get()));
   if (!ssl) return ssl;
   SSL_set_connect_state(ssl.get());
+  auto key = std::make_unique<std::string>(peer);
+  if (SSL_set_ex_data(ssl.get(), peer_key_index(), key.get()) != 1) return nullptr;
+  key.release();  // the SSL owns it now (free_peer_key)
   {
+    // A copy again: the connection's session may be marked not resumable when it ends.
+    // (TLS 1.3 asks clients not to reuse a ticket; concurrent connections to one peer may
+    // still offer the same one, and a server that refuses reuse does a full handshake.)
     std::lock_guard lock(sessions_mutex_);
     auto it = sessions_.find(peer);
-    if (it == sessions_.end() && sessions_.size() < kMaxSessionPeers) {
-      it = sessions_.emplace(peer, nullptr).first;
-    }
-    if (it != sessions_.end()) {
-      SSL_set_ex_data(ssl.get(), peer_key_index(), const_cast<std::string*>(&it->first));
-      // A copy again: the connection's session may be marked not resumable when it ends.
-      SslSessionPtr offered(it->second ? SSL_SESSION_dup(it->second.get()) : nullptr);
-      if (offered) SSL_set_session(ssl.get(), offered.get());
-    }
+    SslSessionPtr offered(it != sessions_.end() ? SSL_SESSION_dup(it->second.get()) : nullptr);
+    if (offered) SSL_set_session(ssl.get(), offered.get());
   }
   if (server_name.empty()) return ssl;
   const bool ip = is_ip_literal(server_name);

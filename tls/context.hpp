@@ -144,8 +144,7 @@ class ClientContext {
   SslCtxPtr ctx_;
   std::string server_name_;
   bool verify_ = true;
-  // The latest session per peer, shared by every worker. An SSL points at its peer's key
-  // (SSL ex_data) until it is freed, so keys are never erased; the map is capped instead.
+  // The latest session per peer, shared by every worker; capped (see context.cpp).
   mutable std::mutex sessions_mutex_;
   mutable std::unordered_map<std::string, SslSessionPtr> sessions_;
 };

@@ -669,7 +669,7 @@ std::unique_ptr<Transport> connect_tls(uv_loop_t* loop, const sockaddr* address,
   std::string label = "upstream " + (address->sa_family == AF_INET6 ? "[" + ip + "]" : ip) + ":" +
                       std::to_string(port);
   if (!server_name.empty()) label += " (" + server_name + ")";
-  SslPtr ssl = context->new_ssl(server_name, label);
+  SslPtr ssl = context->new_ssl(server_name, ip + ":" + std::to_string(port) + "/" + server_name);
   auto transport = std::make_unique<TlsTransport>(loop, events, std::move(context), std::move(ssl),
                                                   std::move(label));
   transport->connect_to(address);

@@ -272,6 +272,34 @@ class ReplicaQuorumTest(unittest.TestCase):
         self.assertEqual(metric(text, "gatehouse_tls_handshakes_total", result="full"), 0)
 
 
+def upgrade_then_close(request, conn) -> None:
+    """Accepts a WebSocket upgrade, then ends the tunnel at once."""
+    conn.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\n\r\n")
+    conn.close()
+
+
+class TunnelMetricsTest(unittest.TestCase):
+    def test_tunnels_count_when_they_end(self):
+        ws = Upstream(upgrade_then_close, name="ws")
+        self.addCleanup(ws.close)
+        config = make_config({"ws": [ws]}, [{"path_prefix": "/ws/", "upstream": "ws"}])
+        gatehouse = Gatehouse(config).start()
+        self.addCleanup(gatehouse.stop)
+        result = raw_request(gatehouse.port, b"GET /ws/chat HTTP/1.1\r\nHost: a\r\n"
+                             b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
+                             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                             b"Sec-WebSocket-Version: 13\r\n\r\n")
+        self.assertEqual(result.status, 101)
+        self.assertTrue(result.closed)
+        text = wait_for(lambda: (lambda t: t if metric(
+            t, "gatehouse_requests_total", route="/ws/", **{"class": "1xx"}) else None)(
+            get(gatehouse.admin_port, "/metrics")[1]), timeout=3)
+        self.assertTrue(text, "the tunnel was never counted")
+        self.assertEqual(metric(text, "gatehouse_requests_total", route="/ws/",
+                                **{"class": "1xx"}), 1, text)
+
+
 class UnresolvedUpstreamTest(unittest.TestCase):
     def test_starts_and_answers_503_until_the_name_resolves(self):
         config = make_config({"app": ["no-such-host.invalid:3000"]})

@@ -839,6 +839,20 @@ min_healthy = 3
   EXPECT_EQ(load(kMinimal).config->upstreams.at(0).min_healthy, 1u);
 }
 
+TEST(ConfigUpstream, MinHealthyWithoutAnHttpCheckIsAWarning) {
+  std::string toml(kMinimal);
+  toml.insert(toml.find("[[route]]"), "min_healthy = 2\n");
+  LoadResult result = load(toml);
+  ASSERT_TRUE(result.config.has_value()) << joined(result.errors);
+  EXPECT_EQ(texts(result.warnings),
+            std::vector<std::string>{"test.toml:6:15: upstream \"app\": min_healthy has no effect "
+                                     "without an http [[check]] on this upstream"});
+  LoadResult checked =
+      load(toml + "[[check]]\nname = \"app\"\ntype = \"http\"\nupstream = \"app\"\n");
+  ASSERT_TRUE(checked.config.has_value()) << joined(checked.errors);
+  EXPECT_TRUE(checked.warnings.empty()) << joined(checked.warnings);
+}
+
 TEST(ConfigUpstream, MinHealthyMustBePositiveAndOnlyForHttpChecks) {
   std::string toml(kMinimal);
   toml.insert(toml.find("[[route]]"), "min_healthy = 0\n");

@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "core/json.hpp"
+
 namespace gh::health {
 namespace {
 
@@ -137,6 +139,22 @@ TEST(ReadinessReportTest, JsonEscapesReasons) {
   state.checks = {c};
   const std::string body = readiness_report(&state, false, kNow, ReportFormat::json).body;
   EXPECT_NE(body.find(R"("reason":"role \"x\"\u0009does not exist\\")"), std::string::npos) << body;
+}
+
+TEST(JsonStringTest, KeepsUtf8AndReplacesInvalidBytes) {
+  auto json = [](std::string_view text) {
+    std::string out;
+    append_json_string(out, text);
+    return out;
+  };
+  EXPECT_EQ(json("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+            "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
+  EXPECT_EQ(json("a\xff"), "\"a\\ufffd\"");                      // not a lead byte
+  EXPECT_EQ(json("\x80x"), "\"\\ufffdx\"");                      // stray continuation
+  EXPECT_EQ(json("\xc0\xaf"), "\"\\ufffd\\ufffd\"");             // overlong '/'
+  EXPECT_EQ(json("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\"");  // surrogate
+  EXPECT_EQ(json("\xe2\x82"), "\"\\ufffd\\ufffd\"");             // cut short
+  EXPECT_EQ(json("\x01\"\\"), "\"\\u0001\\\"\\\\\"");
 }
 
 TEST(ReadinessReportTest, OneCheck) {

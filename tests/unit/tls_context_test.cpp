@@ -457,9 +457,13 @@ TEST_F(TlsContextTest, RsaAndEcdsaCertificatesForTheSameNames) {
   EXPECT_EQ(b.peer_common_name(), "B");
 }
 
-TEST_F(TlsContextTest, RejectsTwoCertificatesOfOneTypeForTheSameNames) {
-  EXPECT_EQ(build_error(listener({cert("a", "ecdsa"), cert("a", "ecdsa")})),
-            path("a.pem") + ": same names and key type as " + path("a.pem"));
+TEST_F(TlsContextTest, TwoCertificatesOfOneTypeForTheSameNamesStillLoad) {
+  // A renewal listed next to the old certificate: the first one is served (with a warning).
+  auto context = build(listener({cert("a", "ecdsa"), cert("a", "ecdsa"), cert("b", "rsa")}));
+  ASSERT_TRUE(context);
+  Handshake h = handshake(*context);
+  ASSERT_TRUE(h.ok) << h.server_error << h.client_error;
+  EXPECT_EQ(h.peer_common_name(), "A");
 }
 
 // ---- protocol versions and ALPN ---------------------------------------------------
