@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """Gatehouse vs nginx vs HAProxy on this machine, in one command; writes bench/RESULTS.md.
 
-    bench/run.py            full run: 3 interleaved rounds of 10 s per target (~8 minutes)
-    bench/run.py --quick    CI smoke run: 1 round of 3 s, fewer connections (~1 minute)
+    bench/run.py            full run: 7 interleaved rounds of 10 s per target (~30 minutes)
+    bench/run.py --quick    CI smoke run: 1 round of 2 s, fewer connections (~1 minute)
 
 See bench/README.md for what every scenario measures and how to read the ratios.
-Python 3 standard library only. Every process started here is stopped by its PID; every
-load is bounded in time (wrk -d, openssl s_time -time) and in count (-c, -n); ports are
-picked at run time on 127.0.0.1; scratch files live in a temp dir under /tmp.
+Python 3 standard library only, plus two small C programs compiled at run time with the
+system compiler (bench/ws_echo.c, bench/ws_load.c: WebSocket echo and message-rate client).
+Every process started here is stopped by its PID; every load is bounded in time (wrk -d,
+openssl s_time -time, ws_load --duration) and in count (-c, -n); ports are picked at run
+time on 127.0.0.1; scratch files live in a temp dir under /tmp.
 """
 
 from __future__ import annotations
@@ -219,13 +221,20 @@ UPSTREAM_POOL = 64
 SMALL_BODY = "hello from the upstream\n"
 
 
-def nginx_common(work: Path, name: str) -> str:
+def client_limit(idle: int) -> int:
+    """Client connections each proxy is configured for: the idle scenarios' count plus
+    headroom (Gatehouse max_connections, HAProxy maxconn; nginx worker_connections is twice
+    this, as it counts upstream connections too and preallocates every one)."""
+    return idle + 1000
+
+
+def nginx_common(work: Path, name: str, clients: int) -> str:
     return f"""worker_processes 1;
 daemon off;
 pid {work}/{name}.pid;
 error_log {work}/{name}.log warn;
-worker_rlimit_nofile 20000;
-events {{ worker_connections 10000; }}
+worker_rlimit_nofile {2 * clients + 1000};
+events {{ worker_connections {2 * clients}; }}
 """
 
 
@@ -236,7 +245,7 @@ def nginx_temp_paths(work: Path, name: str) -> str:
 
 def upstream_nginx_conf(work: Path, port: int) -> str:
     """The fast upstream: `return 200` and a 64 KiB static file."""
-    return nginx_common(work, "upstream") + f"""http {{
+    return nginx_common(work, "upstream", 5000) + f"""http {{
   access_log off;
   default_type text/plain;
   keepalive_requests 1000000;
@@ -254,7 +263,7 @@ def upstream_nginx_conf(work: Path, port: int) -> str:
 
 
 def nginx_proxy_conf(work: Path, name: str, port: int, up: int, ws: int,
-                     tls: dict | None) -> str:
+                     tls: dict | None, clients: int) -> str:
     forward = """      proxy_set_header Host $host;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Real-IP $remote_addr;
@@ -267,7 +276,7 @@ def nginx_proxy_conf(work: Path, name: str, port: int, up: int, ws: int,
                   f"    ssl_certificate {tls['cert']};\n    ssl_certificate_key {tls['key']};\n"
                   f"    ssl_protocols TLSv1.2 TLSv1.3;  # 1.22's default lacks TLSv1.3\n"
                   f"    ssl_session_cache off; ssl_session_tickets on;  # as Gatehouse: tickets only")
-    return nginx_common(work, name) + f"""http {{
+    return nginx_common(work, name, clients) + f"""http {{
   access_log off;
   keepalive_requests 1000000;
   keepalive_timeout 60s;
@@ -301,13 +310,15 @@ def nginx_proxy_conf(work: Path, name: str, port: int, up: int, ws: int,
 """
 
 
-def haproxy_conf(work: Path, port: int, up: int, ws: int, tls: dict | None) -> str:
+def haproxy_conf(work: Path, port: int, up: int, ws: int, tls: dict | None,
+                 clients: int) -> str:
     bind = f"bind 127.0.0.1:{port}"
     if tls:
         bind += f" ssl crt {tls['pem']}"  # stateless tickets on (default), as Gatehouse
+    # maxconn counts client connections; HAProxy sets its descriptor limit from it (2 each)
     return f"""global
   nbthread 1
-  maxconn 9000
+  maxconn {clients}
   tune.ssl.cachesize 0  # no server-side session cache; Gatehouse has none either
 
 defaults
@@ -315,7 +326,7 @@ defaults
   option http-keep-alive
   option forwardfor
   http-reuse always
-  maxconn 9000
+  maxconn {clients}
   timeout connect 5s
   timeout client 60s
   timeout server 60s
@@ -347,11 +358,11 @@ certificates = [{{ cert = "{cert}", key = "{key}" }}]
 """
 
 
-def gatehouse_conf(workers: int, up: int, ws: int, tls: dict | None) -> str:
+def gatehouse_conf(workers: int, up: int, ws: int, tls: dict | None, clients: int) -> str:
     tls_part = GATEHOUSE_TLS_TOML.format(**tls) if tls else ""
     return f"""[server]
 workers = {workers}
-max_connections = 10000
+max_connections = {clients}
 
 [access_log]
 format = "off"
@@ -417,7 +428,31 @@ class Bench:
         self.up_port = 0
         self.ws_port = 0
         self.problems: list[str] = []  # errors seen in runs; a non-empty list fails the run
+        self.notes: list[str] = []  # things the report should say (fallbacks, skips)
         self.tls_files: dict | None = None
+        self.clients = client_limit(args.idle)
+        self.ws_echo_bin, self.ws_load_bin = self.compile_ws_tools()
+
+    def compile_ws_tools(self) -> tuple[str | None, str | None]:
+        """ws_echo.c (the WebSocket upstream) and ws_load.c (the ws_msgs client), built
+        into the temp dir with the system C compiler; None for what does not compile."""
+        cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+        built = []
+        for name, libs in (("ws_echo", ["-lcrypto"]), ("ws_load", [])):
+            out = self.work / name
+            argv = [cc or "cc", "-O2", "-o", str(out), str(BENCH / f"{name}.c"), *libs]
+            try:
+                p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+                ok = p.returncode == 0
+                why = (p.stderr.strip().splitlines() or ["?"])[-1]
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                ok, why = False, str(exc)
+            if ok:
+                self.commands[f"{name} build"] = " ".join(argv)
+            else:
+                self.notes.append(f"bench/{name}.c did not compile ({why[:160]})")
+            built.append(str(out) if ok else None)
+        return built[0], built[1]
 
     # ---- starting things -------------------------------------------------------------
 
@@ -449,11 +484,21 @@ class Bench:
                 proc.stop()
                 if attempt == 2:
                     raise
+        self.start_ws_upstream()
+
+    def start_ws_upstream(self) -> None:
+        """The WebSocket echo upstream: ws_echo (C), or ws_upstream.py without a compiler."""
         port_file = self.work / "ws-upstream.port"
-        self.ws_proc = Proc("ws-upstream", [PYTHON, str(BENCH / "ws_upstream.py"),
-                                            "--port-file", str(port_file)], self.work, LOAD_CPU)
+        if self.ws_echo_bin:
+            argv = [self.ws_echo_bin, "--port-file", str(port_file)]
+        else:
+            argv = [PYTHON, str(BENCH / "ws_upstream.py"), "--port-file", str(port_file)]
+            self.notes.append("WebSocket upstream: bench/ws_upstream.py (Python fallback)")
+        self.ws_proc = Proc("ws-upstream", argv, self.work, LOAD_CPU)
         wait_until("ws upstream", port_file.exists, proc=self.ws_proc)
         self.ws_port = int(port_file.read_text())
+        self.ws_direct = Target("direct", self.ws_port, None)
+        self.commands["ws upstream"] = " ".join(self.ws_proc.argv)
 
     def start_proxy(self, kind: str, workers: int = 1, cpus: str | None = PROXY_CPU,
                     tls: bool = False, label: str | None = None) -> Target:
@@ -462,8 +507,8 @@ class Bench:
         tls_files = self.tls_files if tls else None
         for attempt in range(3):
             if kind == "gatehouse":
-                conf = self.write(f"{label}.toml", gatehouse_conf(workers, self.up_port,
-                                                                  self.ws_port, tls_files))
+                conf = self.write(f"{label}.toml", gatehouse_conf(
+                    workers, self.up_port, self.ws_port, tls_files, self.clients))
                 ready = self.work / f"{label}.ready"
                 ready.unlink(missing_ok=True)
                 proc = Proc(label, [self.gatehouse_bin, "-c", str(conf), "--ready-file",
@@ -477,12 +522,13 @@ class Bench:
                 port = free_port()
                 if kind == "nginx":
                     conf = self.write(f"{label}.conf", nginx_proxy_conf(
-                        self.work, label, port, self.up_port, self.ws_port, tls_files))
+                        self.work, label, port, self.up_port, self.ws_port, tls_files,
+                        self.clients))
                     argv = ["nginx", "-e", str(self.work / f"{label}.log"), "-p",
                             str(self.work), "-c", str(conf)]
                 else:
                     conf = self.write(f"{label}.cfg", haproxy_conf(
-                        self.work, port, self.up_port, self.ws_port, tls_files))
+                        self.work, port, self.up_port, self.ws_port, tls_files, self.clients))
                     argv = ["haproxy", "-db", "-f", str(conf)]
                 proc = Proc(label, argv, self.work, cpus)
             target = Target(kind, port, proc, tls, label)
@@ -531,34 +577,45 @@ class Bench:
         argv.append(f"{scheme}://127.0.0.1:{target.port}{path}")
         if cpus:
             argv = ["taskset", "-c", cpus] + argv
-        pids = target.pids()
-        ticks0, cpu0_0, t0 = cpu_ticks(pids), cpu_jiffies(PROXY_CPU), time.monotonic()
+        meter = CpuMeter(target, pinned=cpus == LOAD_CPU)
         try:
             out = subprocess.run(argv, capture_output=True, text=True,
                                  timeout=duration + 30).stdout
         except subprocess.TimeoutExpired as exc:
             raise BenchError(f"wrk did not finish: {' '.join(argv)}") from exc
-        ticks1, cpu0_1, elapsed = cpu_ticks(pids), cpu_jiffies(PROXY_CPU), time.monotonic() - t0
         result = parse_wrk(out)
-        # Noise gauge: how busy the proxy's CPU was with anything but the proxy (other
-        # people's compilers, the kernel for other tasks). Meaningful only when pinned.
-        total = cpu0_1[1] - cpu0_0[1]
-        if cpus == LOAD_CPU and total > 0 and pids:  # direct: CPU 0 idle, others take it
-            result["others_pct"] = max(0.0, 100.0 * (cpu0_1[0] - cpu0_0[0] - (ticks1 - ticks0)) / total)
-        else:
-            result["others_pct"] = None
+        result.update(meter.stop(result["requests"]))
         result["cmd"] = " ".join(argv)
-        result["proxy_cpu_s"] = (ticks1 - ticks0) / CLK_TCK if pids else None
-        result["wall_s"] = elapsed
-        if result["requests"] and pids:
-            result["cpu_us"] = result["proxy_cpu_s"] * 1e6 / result["requests"]
-        else:
-            result["cpu_us"] = None
         if record and (result["errors"] or result["non2xx"] or not result["requests"]):
             self.problems.append(f"{target.name} {path}: {result['requests']} requests, "
                                  f"{result['non2xx']} non-2xx, socket errors "
                                  f"{result['errors']} ({result['cmd']})")
         return result
+
+
+class CpuMeter:
+    """The proxy's CPU time (utime + stime of all its processes and threads) over one run,
+    and the noise gauge: how busy the proxy's CPU was with anything but the proxy (other
+    people's compilers, the kernel for other tasks); meaningful only when pinned."""
+
+    def __init__(self, target: Target, pinned: bool = True):
+        self.pids = target.pids()
+        self.pinned = pinned
+        self.ticks, self.cpu0, self.t0 = cpu_ticks(self.pids), cpu_jiffies(PROXY_CPU), time.monotonic()
+
+    def stop(self, count: int) -> dict:
+        """proxy_cpu_s, cpu_us (per request or message: `count` of them), others_pct, wall_s."""
+        ticks = cpu_ticks(self.pids) - self.ticks
+        busy, total = (b - a for a, b in zip(self.cpu0, cpu_jiffies(PROXY_CPU)))
+        proxy_s = ticks / CLK_TCK if self.pids else None
+        return {
+            "wall_s": time.monotonic() - self.t0,
+            "proxy_cpu_s": proxy_s,
+            "cpu_us": proxy_s * 1e6 / count if proxy_s is not None and count else None,
+            # direct: no proxy, CPU 0 idle apart from others; so no gauge either
+            "others_pct": (max(0.0, 100.0 * (busy - ticks) / total)
+                           if self.pinned and total > 0 and self.pids else None),
+        }
 
 
 def parse_wrk(out: str) -> dict:
@@ -617,6 +674,7 @@ def summarize(runs: list[dict]) -> dict:
         "p99_ms": median(r["p99_ms"] for r in runs),
         "cpu_us": median(r["cpu_us"] for r in runs),
         "others_pct": median(r.get("others_pct") for r in runs),
+        "load_pct": median(r.get("load_pct") for r in runs),
         "errors": sum(r["errors"] + r["non2xx"] for r in runs),
         "runs": runs,
     }
@@ -624,21 +682,95 @@ def summarize(runs: list[dict]) -> dict:
 
 def interleaved(bench: Bench, targets: list[Target], sc: Scenario, rounds: int,
                 cpus: str | None = LOAD_CPU) -> dict[str, dict]:
-    """Rounds of A B C D …: every target once per round, so slow drifts hit all alike."""
+    """One wrk scenario over interleaved rounds (see `interleave`)."""
+    a = bench.args
+
+    def run(target: Target, seconds: int, record: bool) -> dict:
+        return bench.wrk(target, sc.path, seconds, a.connections, sc.script, cpus=cpus,
+                         record=record)
+    return interleave(bench, targets, sc.key, rounds, run, "req")
+
+
+def interleave(bench: Bench, targets: list[Target], key: str, rounds: int, run,
+               unit: str) -> dict[str, dict]:
+    """Rounds of A B C D …: every target once per round, back to back, so slow drifts hit
+    all alike and round r of one target can be paired with round r of the others.
+    `run(target, seconds, record)` does one measured run and returns its result dict."""
     a = bench.args
     for t in targets if not a.quick else []:  # warm-up (pools, caches, page faults)
-        bench.wrk(t, sc.path, 1, a.connections, sc.script, cpus=cpus, record=False)
+        run(t, 1, False)
     runs: dict[str, list[dict]] = {t.label: [] for t in targets}
     for r in range(rounds):
         for t in targets:
-            res = bench.wrk(t, sc.path, a.duration, a.connections, sc.script, cpus=cpus)
+            res = run(t, a.duration, True)
             runs[t.label].append(res)
-            cpu = f", proxy {res['cpu_us']:.1f} µs/req" if res["cpu_us"] else ""
+            cpu = f", proxy {res['cpu_us']:.2f} µs/{unit}" if res["cpu_us"] else ""
             if res["others_pct"] is not None:
                 cpu += f", CPU 0 {res['others_pct']:.0f} % others"
-            log(f"  {sc.key} round {r + 1}/{rounds} {t.label:<14} {res['rps']:>10,.0f} req/s"
+            if res.get("load_pct") is not None:
+                cpu += f", CPU 1 {res['load_pct']:.0f} % ws_load + ws_echo"
+            log(f"  {key} round {r + 1}/{rounds} {t.label:<14} {res['rps']:>10,.0f} {unit}/s"
                 f"  p50 {fmt_ms(res['p50_ms'])}  p99 {fmt_ms(res['p99_ms'])}{cpu}")
     return {label: summarize(rs) for label, rs in runs.items()}
+
+
+# ---- WebSocket messages through an established tunnel (ws_msgs)
+
+WS_CONNS, WS_WINDOW, WS_SIZE = 50, 8, 32  # tunnels, frames in flight on each, payload bytes
+WS_WARMUP = 0.5  # seconds after the upgrades before ws_load starts counting
+
+
+def ws_messages_run(bench: Bench, target: Target, seconds: int, record: bool) -> dict:
+    """One ws_load run against a target: echoed messages/s, RTT p50/p99, proxy CPU/msg, and
+    the share of CPU 1 that ws_load + ws_echo used (near 100 % = the load side is the limit).
+    CPU times are read when ws_load starts and stops counting (its START/END lines)."""
+    argv = [bench.ws_load_bin, "--port", str(target.port), "--path", "/ws", "-c", str(WS_CONNS),
+            "--window", str(WS_WINDOW), "--size", str(WS_SIZE), "--warmup", str(WS_WARMUP),
+            "--duration", str(seconds)]
+    client = Proc(f"ws-load-{target.label}", argv, bench.work, LOAD_CPU, capture_stdout=True)
+    try:
+        first = client.popen.stdout.readline()  # bounded: ws_load ends itself (alarm)
+        meter = CpuMeter(target) if first.startswith("START") else None
+        echo_ticks = cpu_ticks([bench.ws_proc.pid])
+        last = client.popen.stdout.readline() if meter else first
+        echo_s = (cpu_ticks([bench.ws_proc.pid]) - echo_ticks) / CLK_TCK
+        client.popen.wait(timeout=60)
+    finally:
+        client.stop()
+    fields = dict(re.findall(r"(\w+)=([\d.]+)", last))
+    msgs = int(fields.get("msgs", 0))
+    seconds_measured = float(fields.get("seconds", 0)) or None
+    result = {"requests": msgs, "rps": msgs / seconds_measured if seconds_measured else 0.0,
+              "p50_ms": float(fields.get("p50_us", 0)) / 1000,
+              "p99_ms": float(fields.get("p99_us", 0)) / 1000,
+              "non2xx": 0, "errors": int(fields.get("errors", 0)) if meter else WS_CONNS,
+              "cmd": " ".join(client.argv),
+              # Is the load side the limit? CPU 1 share used by ws_load + ws_echo
+              "load_pct": (100.0 * (float(fields.get("cpu_s", 0)) + echo_s) / seconds_measured
+                           if seconds_measured else None)}
+    result.update(meter.stop(msgs) if meter else {"cpu_us": None, "others_pct": None})
+    if record and (result["errors"] or not msgs):
+        bench.problems.append(f"{target.label} ws_msgs: {msgs} messages, {result['errors']} "
+                              f"tunnels lost or not upgraded ({last.strip()!r}; "
+                              f"{client.log_tail(3)!r})")
+    return result
+
+
+def scenario_ws_messages(bench: Bench, results: dict, proxies: list[Target]) -> None:
+    """Messages/s through established WebSocket tunnels, all proxies and direct, interleaved."""
+    kinds = ws_kinds(bench, results, "ws_msgs", proxies[0])
+    if not kinds:
+        return
+    if not bench.ws_load_bin:
+        results.setdefault("skipped", {})["ws_msgs"] = "skipped: bench/ws_load.c did not compile"
+        return
+    targets = [t for t in proxies if t.name in kinds] + [bench.ws_direct]
+    results["ws_msgs"] = interleave(bench, targets, "ws_msgs", bench.args.rounds,
+                                    lambda t, sec, rec: ws_messages_run(bench, t, sec, rec),
+                                    "msg")
+    bench.commands["ws_msgs client"] = (
+        f"taskset -c {LOAD_CPU} ws_load --port PORT --path /ws -c {WS_CONNS} --window "
+        f"{WS_WINDOW} --size {WS_SIZE} --warmup {WS_WARMUP} --duration {bench.args.duration}")
 
 
 def idle_memory(bench: Bench, target: Target, count: int, websocket: bool) -> dict:
@@ -694,7 +826,8 @@ def probe_gatehouse_tls(bench: Bench) -> tuple[bool, str]:
     """Supported = `gatehouse check` accepts a TLS listener and it completes a handshake."""
     bench.tls_files = bench.tls_files or make_tls_files(bench)
     conf = bench.work / "tls-probe.toml"
-    conf.write_text(gatehouse_conf(1, bench.up_port, bench.ws_port, bench.tls_files))
+    conf.write_text(gatehouse_conf(1, bench.up_port, bench.ws_port, bench.tls_files,
+                                   bench.clients))
     check = subprocess.run([bench.gatehouse_bin, "check", "-c", str(conf)],
                            capture_output=True, text=True, timeout=30)
     if check.returncode != 0:
@@ -717,6 +850,13 @@ def probe_gatehouse_tls(bench: Bench) -> tuple[bool, str]:
     return True, "TLS listener accepted and answered over TLS"
 
 
+def masked_text_frame(payload: bytes) -> bytes:
+    """One client-to-server WebSocket text frame (FIN, masked), payload < 126 bytes."""
+    mask = os.urandom(4)
+    return (bytes([0x81, 0x80 | len(payload)]) + mask
+            + bytes(b ^ mask[i & 3] for i, b in enumerate(payload)))
+
+
 def probe_gatehouse_websocket(bench: Bench, target: Target) -> tuple[bool, str]:
     """Supported = an Upgrade request through Gatehouse gets 101 and the tunnel echoes."""
     try:
@@ -734,17 +874,18 @@ def probe_gatehouse_websocket(bench: Bench, target: Target) -> tuple[bool, str]:
                 status_line = head.split(b"\r\n")[0]
                 return False, f"Upgrade answered {status_line!r}, not 101"
             rest = head.split(b"\r\n\r\n", 1)[1]
-            sock.sendall(b"tunnel-probe")
-            while len(rest) < 12:
+            sock.sendall(masked_text_frame(b"tunnel-probe"))
+            want = b"\x81\x0ctunnel-probe"  # the echo: unmasked, as a server sends it
+            while len(rest) < len(want):
                 data = sock.recv(4096)
                 if not data:
                     break
                 rest += data
-            if rest != b"tunnel-probe":
+            if rest != want:
                 return False, f"101 received but the tunnel echoed {rest!r}"
     except OSError as exc:
         return False, f"WebSocket probe failed: {exc}"
-    return True, "Upgrade through Gatehouse got 101 and the tunnel echoed bytes"
+    return True, "Upgrade through Gatehouse got 101 and the tunnel echoed a frame"
 
 
 def scenario_https_keepalive(bench: Bench, results: dict) -> None:
@@ -773,6 +914,50 @@ def tls_parameters(port: int) -> str:
             return f"{tls.version()} {tls.cipher()[0]}"
 
 
+def tls_fetch(port: int, ctx: ssl.SSLContext, session=None) -> tuple:
+    """GET / over one TLS connection, offering `session` for resumption; returns (the
+    session to resume next time, whether this one was resumed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as raw:
+        with ctx.wrap_socket(raw, session=session) as tls:
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: bench.test\r\nConnection: close\r\n\r\n")
+            while tls.recv(65536):  # TLS 1.3 tickets arrive after the handshake
+                pass
+            return tls.session, tls.session_reused
+
+
+def tickets_per_handshake(port: int) -> int | None:
+    """How many TLS 1.3 NewSessionTicket messages one full handshake gets (s_client -msg)."""
+    argv = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_3", "-msg",
+            "-ign_eof", "-quiet"]
+    try:
+        p = subprocess.run(argv, input=b"GET / HTTP/1.1\r\nHost: bench.test\r\n"
+                           b"Connection: close\r\n\r\n", capture_output=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        return None
+    return (p.stdout + p.stderr).count(b"NewSessionTicket")
+
+
+def tls_resumption(port: int) -> str:
+    """What a client that resumes whenever it can (as wrk does on reconnect) gets."""
+    parts = []
+    for name, version in (("TLS 1.3", ssl.TLSVersion.TLSv1_3), ("TLS 1.2", ssl.TLSVersion.TLSv1_2)):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.minimum_version = ctx.maximum_version = version
+        try:
+            session, _ = tls_fetch(port, ctx)
+            _, reused = tls_fetch(port, ctx, session)
+            state = (f"ticket {'offered' if session and session.has_ticket else 'NOT offered'}, "
+                     f"{'resumed' if reused else 'NOT resumed'}")
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            state = f"check failed ({exc})"
+        parts.append(f"{name} {state}")
+    tickets = tickets_per_handshake(port)
+    return "; ".join(parts) + f"; {tickets if tickets is not None else '?'} TLS 1.3 ticket(s) " \
+                              "per full handshake"
+
+
 def scenario_tls_handshakes(bench: Bench, results: dict) -> None:
     """Hook: full TLS handshakes per second (parallel `openssl s_time -new`), and the proxy
     CPU per handshake (the capacity: 1 s ÷ that = handshakes/s one core could do)."""
@@ -782,6 +967,7 @@ def scenario_tls_handshakes(bench: Bench, results: dict) -> None:
     clients = 2 if bench.args.quick else 4  # one s_time is latency-bound, not CPU-bound
     targets = [bench.start_proxy(k, tls=True, label=f"{k}-tls") for k in kinds]
     results["tls_params"] = {k: tls_parameters(t.port) for k, t in zip(kinds, targets)}
+    results["tls_resumption"] = {k: tls_resumption(t.port) for k, t in zip(kinds, targets)}
     runs: dict[str, list[dict]] = {k: [] for k in kinds}
     try:
         for r in range(bench.args.rounds):
@@ -827,15 +1013,25 @@ def tls_kinds(bench: Bench, results: dict, key: str) -> list[str]:
     return []
 
 
+def ws_kinds(bench: Bench, results: dict, key: str, gatehouse: Target) -> list[str]:
+    """Which proxies a WebSocket scenario runs on; [] (and a skip note) while Gatehouse
+    cannot tunnel (the probe runs once, on the pinned Gatehouse)."""
+    if "ws_probe" not in results:
+        results["ws_probe"] = probe_gatehouse_websocket(bench, gatehouse)
+    supported, why = results["ws_probe"]
+    if supported:
+        return list(PROXIES)
+    if bench.args.hooks_without_gatehouse:
+        return ["nginx", "haproxy"]
+    results.setdefault("skipped", {})[key] = f"skipped: {why}"
+    return []
+
+
 def scenario_idle_websockets(bench: Bench, results: dict, gatehouse: Target) -> None:
-    """Hook: RSS per idle WebSocket tunnel (client and upstream side both held open)."""
-    supported, why = probe_gatehouse_websocket(bench, gatehouse)
-    results["ws_probe"] = (supported, why)
-    if not supported and not bench.args.hooks_without_gatehouse:
-        results.setdefault("skipped", {})["ws"] = f"skipped: {why}"
-        return
-    kinds = list(PROXIES) if supported else ["nginx", "haproxy"]
-    results["ws"] = memory_scenario(bench, kinds, websocket=True)
+    """RSS per idle WebSocket tunnel (client and upstream side both held open)."""
+    kinds = ws_kinds(bench, results, "ws", gatehouse)
+    if kinds:
+        results["ws"] = memory_scenario(bench, kinds, websocket=True)
 
 
 def memory_scenario(bench: Bench, kinds: list[str], websocket: bool) -> dict:
@@ -953,14 +1149,6 @@ def ratio(a, b) -> str:
     return "—" if a is None or not b else f"{a / b:.2f}×"
 
 
-def best_other(summary: dict, key: str, higher_is_better: bool):
-    values = [summary[k][key] for k in ("nginx", "haproxy")
-              if k in summary and summary[k][key] is not None]
-    if not values:
-        return None
-    return max(values) if higher_is_better else min(values)
-
-
 def tool_version(argv: list[str], pattern: str = r"(\S.*)") -> str:
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
@@ -1018,33 +1206,75 @@ def debian_package(name: str) -> str | None:
     return None
 
 
-def load_table(summary: dict, labels: list[str]) -> list[str]:
-    rows = ["| target | req/s (median) | req/s min–max | p50 | p99 | proxy CPU µs/req | "
-            "CPU 0 busy with others | errors |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+OTHERS = ("nginx", "haproxy")
+
+
+def round_value(summary: dict, label: str, i: int, metric: str):
+    runs = summary.get(label, {}).get("runs", [])
+    return runs[i].get(metric) if i < len(runs) else None
+
+
+def paired(summary: dict, metric: str, versus: str, higher_is_better: bool,
+           subject: str = "gatehouse") -> list[float]:
+    """Per-round ratios subject_r ÷ versus_r (the runs of one round are back to back).
+    versus "best" = the better of nginx and HAProxy in that same round."""
+    ratios = []
+    for i, run in enumerate(summary.get(subject, {}).get("runs", [])):
+        refs = [round_value(summary, k, i, metric)
+                for k in (OTHERS if versus == "best" else (versus,))]
+        refs = [v for v in refs if v]
+        if run.get(metric) is not None and refs:
+            ratios.append(run[metric] / (max(refs) if higher_is_better else min(refs)))
+    return ratios
+
+
+def fmt_paired(ratios: list[float]) -> str:
+    """Median of the paired ratios, with their min–max."""
+    if not ratios:
+        return "—"
+    if len(ratios) == 1:
+        return f"{ratios[0]:.2f}×"
+    return f"{statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
+
+
+def load_table(summary: dict, labels: list[str], unit: str = "req") -> list[str]:
+    ws = unit == "msg"  # plus how busy the load side kept CPU 1
+    rows = [f"| target | {unit}/s (median) | {unit}/s min–max | p50 | p99 | proxy CPU µs/{unit} | "
+            "CPU 0 busy with others | " + ("CPU 1 used by ws_load + ws_echo | " if ws else "")
+            + "errors |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | "
+            + ("---: | " if ws else "") + "---: |"]
     for label in labels:
         if label not in summary:
             continue
         s = summary[label]
+        load = f"{fmt_pct(s.get('load_pct'))} | " if ws else ""
         rows.append(f"| {label} | {fmt_num(s['rps'])} | {fmt_num(s['rps_min'])}–"
                     f"{fmt_num(s['rps_max'])} | {fmt_ms(s['p50_ms'])} | {fmt_ms(s['p99_ms'])} | "
-                    f"{fmt_num(s['cpu_us'], 1)} | {fmt_pct(s['others_pct'])} | {s['errors']} |")
+                    f"{fmt_num(s['cpu_us'], 2 if ws else 1)} | {fmt_pct(s['others_pct'])} | "
+                    f"{load}{s['errors']} |")
     return rows
 
 
-def ratio_line(summary: dict) -> str:
-    g = summary.get("gatehouse")
-    if not g:
-        return ""
-    rps_best = best_other(summary, "rps", True)
-    parts = [f"req/s {ratio(g['rps'], rps_best)}",
-             f"p50 {ratio(g['p50_ms'], best_other(summary, 'p50_ms', False))}",
-             f"p99 {ratio(g['p99_ms'], best_other(summary, 'p99_ms', False))}",
-             f"CPU/req {ratio(g['cpu_us'], best_other(summary, 'cpu_us', False))}"]
-    line = "Gatehouse vs the better of nginx/HAProxy: " + ", ".join(parts)
+def paired_table(summary: dict, unit: str = "req") -> list[str]:
+    """Gatehouse ÷ best other / nginx / HAProxy per metric, as medians of paired ratios."""
+    if "gatehouse" not in summary:
+        return []
+    n = len(summary["gatehouse"]["runs"])
+    rows = [f"Gatehouse ÷ the others, paired by round (round r of Gatehouse ÷ round r of the "
+            f"other, run back to back): median of {n} per-round ratios (min–max).", "",
+            "| metric | ÷ better of nginx/HAProxy | ÷ nginx | ÷ HAProxy |",
+            "| --- | ---: | ---: | ---: |"]
+    for metric, title, higher in (("rps", f"{unit}/s (> 1: Gatehouse faster)", True),
+                                  ("p50_ms", "p50 latency (< 1: Gatehouse better)", False),
+                                  ("p99_ms", "p99 latency", False),
+                                  ("cpu_us", f"proxy CPU per {unit} (< 1: Gatehouse better)", False)):
+        cells = [fmt_paired(paired(summary, metric, v, higher)) for v in ("best",) + OTHERS]
+        if any(c != "—" for c in cells):
+            rows.append(f"| {title} | " + " | ".join(cells) + " |")
     if "direct" in summary:
-        line += f". Gatehouse vs direct: req/s {ratio(g['rps'], summary['direct']['rps'])}"
-    return line + "."
+        rows += ["", f"Gatehouse ÷ direct, {unit}/s (share of the set-up's limit left with "
+                 f"Gatehouse in the path): {fmt_paired(paired(summary, 'rps', 'direct', True))}."]
+    return rows
 
 
 def memory_table(mem: dict, count: int, what: str) -> list[str]:
@@ -1060,13 +1290,127 @@ def memory_table(mem: dict, count: int, what: str) -> list[str]:
     return rows
 
 
-def handshake_row(L: list[str], h: dict | None) -> None:
-    if h and "gatehouse" in h:
-        L.append(f"| 7. TLS handshakes/s (hook) | {fmt_num(h['gatehouse']['rps'])} | "
-                 f"{fmt_num(h.get('nginx', {}).get('rps'))} | "
-                 f"{fmt_num(h.get('haproxy', {}).get('rps'))} | | "
-                 f"{ratio(h['gatehouse']['rps'], best_other(h, 'rps', True))} | | "
-                 f"{ratio(h['gatehouse']['cpu_us'], best_other(h, 'cpu_us', False))} | |")
+def summary_rows(results: dict) -> list[str]:
+    """One row per scenario: medians, then paired ratios (median, min–max)."""
+    L = []
+
+    def load_row(key: str, title: str, p99: bool = True) -> None:
+        s = results.get(key)
+        if not s or "gatehouse" not in s:
+            return
+        value = lambda k: fmt_num(s[k]["rps"]) if k in s else "—"  # noqa: E731
+        L.append(f"| {title} | {value('gatehouse')} | {value('nginx')} | {value('haproxy')} | "
+                 f"{value('direct') if 'direct' in s else ''} | "
+                 + " | ".join(fmt_paired(paired(s, "rps", v, True)) for v in ("best",) + OTHERS)
+                 + f" | {fmt_paired(paired(s, 'p99_ms', 'best', False)) if p99 else ''} | "
+                 f"{fmt_paired(paired(s, 'cpu_us', 'best', False))} | "
+                 f"{fmt_paired(paired(s, 'rps', 'direct', True)) if 'direct' in s else ''} |")
+
+    def memory_row(key: str, title: str) -> None:
+        m = results.get(key)
+        if not m or "gatehouse" not in m:
+            return
+        kib = {k: v["per_conn_kib"] for k, v in m.items()}
+        others = [kib[k] for k in OTHERS if kib.get(k)]
+        L.append(f"| {title} | {fmt_num(kib['gatehouse'], 2)} | {fmt_num(kib.get('nginx'), 2)} | "
+                 f"{fmt_num(kib.get('haproxy'), 2)} | | "
+                 f"{ratio(kib['gatehouse'], min(others) if others else None)} | "
+                 f"{ratio(kib['gatehouse'], kib.get('nginx'))} | "
+                 f"{ratio(kib['gatehouse'], kib.get('haproxy'))} | | | |")
+
+    for sc in LOAD_SCENARIOS:
+        load_row(sc.key, sc.title)
+    if "scaling" in results:
+        s = results["scaling"]
+        L.append(f"| 4. Gatehouse 2 workers ÷ 1 worker (unpinned) | "
+                 f"{fmt_num(s['gatehouse-2w']['rps'])} | | | | "
+                 f"{fmt_paired(paired(s, 'rps', 'gatehouse-1w', True, 'gatehouse-2w'))} "
+                 f"(2w ÷ 1w) | | | | "
+                 f"{fmt_paired(paired(s, 'cpu_us', 'gatehouse-1w', False, 'gatehouse-2w'))} | |")
+    memory_row("idle", "5. KiB per idle connection (memory, single run)")
+    load_row("https", "6. HTTPS keep-alive")
+    load_row("handshake", "7. TLS handshakes/s (CPU: per handshake)", p99=False)
+    memory_row("ws", "8. KiB per idle WebSocket tunnel (memory, single run)")
+    load_row("ws_msgs", "9. WebSocket messages/s (CPU: per message)")
+    return L
+
+
+def method_rows(bench: Bench, results: dict) -> list[str]:
+    a = bench.args
+    L = [f"| Method | {a.rounds} interleaved round(s) × {a.duration} s per target: each round "
+         "runs Gatehouse, nginx, HAProxy (and direct) back to back; ratios are the median (and "
+         "min–max) of the per-round paired ratios, Gatehouse_r ÷ other_r; proxy pinned to CPU "
+         f"{PROXY_CPU}, wrk + upstream + clients to CPU {LOAD_CPU}; one worker each |",
+         "| Proxy CPU | utime + stime of the proxy's processes and threads (/proc/PID/stat) over "
+         "each measured run, ÷ requests (messages, handshakes) completed |",
+         f"| Idle memory | `Rss` from /proc/PID/smaps_rollup summed over the proxy's processes "
+         f"(nginx master + worker; Gatehouse and HAProxy are one process each), on a fresh "
+         f"process, before and 1 s after opening {a.idle:,} connections (tunnels) |",
+         f"| Connection limits | {bench.clients:,} client connections for every proxy "
+         f"(Gatehouse `max_connections`, HAProxy `maxconn`; nginx `worker_connections "
+         f"{2 * bench.clients:,}`, which counts upstream connections too); descriptor limit "
+         f"{resource.getrlimit(resource.RLIMIT_NOFILE)[0]:,} for everything started here |"]
+    resumption = results.get("tls_resumption")
+    if resumption:
+        same = len(set(resumption.values())) == 1
+        checked = (f"all three: {next(iter(resumption.values()))}" if same else
+                   "; ".join(f"{k}: {v}" for k, v in resumption.items()))
+        L.append("| TLS resumption | the same for all: stateless session tickets, no server-side "
+                 "session cache (Gatehouse: its default; nginx `ssl_session_cache off; "
+                 "ssl_session_tickets on`; HAProxy `tune.ssl.cachesize 0`, tickets on by "
+                 "default). wrk resumes on reconnect whenever a ticket is offered (keep-alive "
+                 "runs reconnect rarely); `openssl s_time -new` never resumes. Checked at run "
+                 f"time: {checked} |")
+    return L
+
+
+def hook_lines(results: dict, idle: int) -> list[str]:
+    L = []
+    for key, title in (("https", "HTTPS keep-alive (wrk https://)"),
+                       ("handshake", "TLS handshake rate (openssl s_time -new)"),
+                       ("ws", "Idle WebSocket tunnels: memory")):
+        skipped = results.get("skipped", {}).get(key)
+        if skipped:
+            L.append(f"- **{title}**: {skipped}.")
+        elif key == "https" and key in results:
+            L += [f"- **{title}**:", ""] + load_table(results[key], list(PROXIES))
+            L += [""] + paired_table(results[key]) + [""]
+        elif key == "handshake" and key in results:
+            h = results[key]
+            L.append(f"- **{title}**, parallel clients on CPU 1, medians (the clients, at ~3× the "
+                     "proxy's CPU per handshake, are the limit of handshakes/s; compare the "
+                     "proxy CPU per handshake): " + "; ".join(
+                f"{k} {fmt_num(v['rps'])}/s, proxy {fmt_num(v['cpu_us'], 0)} µs CPU per "
+                f"handshake" for k, v in h.items()) + ". Paired ratios, Gatehouse ÷ better "
+                f"other: handshakes/s {fmt_paired(paired(h, 'rps', 'best', True))}, CPU per "
+                f"handshake {fmt_paired(paired(h, 'cpu_us', 'best', False))}.")
+        elif key == "ws" and key in results:
+            L += [f"- **{title}** ({results['ws_probe'][1]}):", ""]
+            L += memory_table(results["ws"], idle, "tunnels")
+            L.append("")
+    if "tls_params" in results:
+        L.append("- Negotiated by a default client: " + "; ".join(
+            f"{k} {v}" for k, v in results["tls_params"].items()) + ". Certificate: "
+            "ECDSA P-256, self-signed; resumption: see Method above.")
+    return L
+
+
+def ws_messages_section(bench: Bench, results: dict) -> list[str]:
+    if "ws_msgs" not in results:
+        skipped = results.get("skipped", {}).get("ws_msgs")
+        return ["## 9. WebSocket messages through a tunnel", "", f"{skipped}.", ""] if skipped else []
+    s = results["ws_msgs"]
+    L = ["## 9. WebSocket messages through a tunnel", "",
+         f"`ws_load` (bench/ws_load.c, compiled at run time) opens {WS_CONNS} WebSocket tunnels "
+         f"to `/ws` and keeps {WS_WINDOW} masked {WS_SIZE}-byte text frames in flight on each; "
+         "every echoed frame is counted and replaced (all replacements of one read in one "
+         "write). The upstream, bench/ws_echo.c, echoes each frame unmasked as a server does. "
+         f"Counting starts {WS_WARMUP} s after the upgrades; p50/p99 are round-trip times of "
+         "single frames; proxy CPU is per echoed message (each message crosses the proxy "
+         "twice). Direct = ws_load straight to ws_echo, both on CPU 1: the set-up's limit.", ""]
+    L += load_table(s, ["gatehouse", "nginx", "haproxy", "direct"], "msg")
+    L += [""] + paired_table(s, "msg") + [""]
+    return L
 
 
 def write_report(bench: Bench, results: dict, info: list[tuple[str, str]], started: float,
@@ -1078,53 +1422,19 @@ def write_report(bench: Bench, results: dict, info: list[tuple[str, str]], start
          f"{(time.monotonic() - started) / 60:.1f} minutes. How to read it: `bench/README.md`.", "",
          "| | |", "| --- | --- |"]
     L += [f"| {k} | {v} |" for k, v in info]
-    L += [f"| Method | {a.rounds} interleaved round(s) × {a.duration} s per target; proxy pinned "
-          f"to CPU {PROXY_CPU}, wrk + upstream + clients to CPU {LOAD_CPU}; one worker each |",
-          f"| Load average | {loads[0]} at start, {loads[1]} at end |", ""]
+    L += method_rows(bench, results)
+    L += [f"| Load average | {loads[0]} at start, {loads[1]} at end |", ""]
 
     L += ["## Summary", "",
-          "Ratios are Gatehouse ÷ the better of nginx and HAProxy (req/s: >1 = Gatehouse "
-          "faster; latency and CPU/req: <1 = Gatehouse better) and Gatehouse ÷ direct "
-          "(share of the upstream's own limit).", "",
-          "| scenario | Gatehouse req/s | nginx | HAProxy | direct | GH ÷ best req/s | "
-          "GH ÷ best p99 | GH ÷ best CPU/req | GH ÷ direct |",
-          "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    def load_row(key: str, title: str) -> None:
-        s = results.get(key)
-        if not s or "gatehouse" not in s:
-            return
-        g = s["gatehouse"]
-        get = lambda k: fmt_num(s[k]["rps"]) if k in s else "—"  # noqa: E731
-        L.append(f"| {title} | {get('gatehouse')} | {get('nginx')} | {get('haproxy')} | "
-                 f"{get('direct')} | {ratio(g['rps'], best_other(s, 'rps', True))} | "
-                 f"{ratio(g['p99_ms'], best_other(s, 'p99_ms', False))} | "
-                 f"{ratio(g['cpu_us'], best_other(s, 'cpu_us', False))} | "
-                 f"{ratio(g['rps'], s['direct']['rps']) if 'direct' in s else '—'} |")
-
-    def memory_row(key: str, title: str) -> None:
-        m = results.get(key)
-        if not m or "gatehouse" not in m:
-            return
-        others = [v["per_conn_kib"] for k, v in m.items() if k != "gatehouse" and v["per_conn_kib"]]
-        L.append(f"| {title} | {fmt_num(m['gatehouse']['per_conn_kib'], 2)} | "
-                 f"{fmt_num(m.get('nginx', {}).get('per_conn_kib'), 2)} | "
-                 f"{fmt_num(m.get('haproxy', {}).get('per_conn_kib'), 2)} | | "
-                 f"{ratio(m['gatehouse']['per_conn_kib'], min(others) if others else None)} "
-                 f"(memory) | | | |")
-
-    for sc in LOAD_SCENARIOS:
-        load_row(sc.key, sc.title)
-    if "scaling" in results:
-        s = results["scaling"]
-        L.append(f"| 4. Gatehouse 2 workers ÷ 1 worker (unpinned) | "
-                 f"{fmt_num(s['gatehouse-2w']['rps'])} | | | | "
-                 f"{ratio(s['gatehouse-2w']['rps'], s['gatehouse-1w']['rps'])} (2w ÷ 1w) | | "
-                 f"{ratio(s['gatehouse-2w']['cpu_us'], s['gatehouse-1w']['cpu_us'])} | |")
-    memory_row("idle", "5. KiB per idle connection")
-    load_row("https", "6. HTTPS keep-alive (hook)")
-    handshake_row(L, results.get("handshake"))
-    memory_row("ws", "8. KiB per idle WebSocket tunnel (hook)")
-    L.append("")
+          "Medians per target, then Gatehouse's ratios as the **median of the per-round paired "
+          "ratios (min–max)**: Gatehouse ÷ the better of nginx and HAProxy in the same round, "
+          "÷ nginx, ÷ HAProxy (req/s, messages/s, handshakes/s: > 1 = Gatehouse faster; p99, "
+          "CPU per request and KiB: < 1 = Gatehouse better), and ÷ direct (the share of the "
+          "set-up's own limit).", "",
+          "| scenario | Gatehouse | nginx | HAProxy | direct | GH ÷ best | GH ÷ nginx | "
+          "GH ÷ HAProxy | GH ÷ best p99 | GH ÷ best CPU/req | GH ÷ direct |",
+          "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    L += summary_rows(results) + [""]
 
     for sc in LOAD_SCENARIOS:
         if sc.key not in results:
@@ -1133,7 +1443,7 @@ def write_report(bench: Bench, results: dict, info: list[tuple[str, str]], start
               f"`{results[sc.key]['gatehouse']['runs'][0]['cmd']}` (same for every target, "
               "its port)", ""]
         L += load_table(results[sc.key], ["gatehouse", "nginx", "haproxy", "direct"])
-        L += ["", ratio_line(results[sc.key]), ""]
+        L += [""] + paired_table(results[sc.key]) + [""]
 
     if "scaling" in results:
         s = results["scaling"]
@@ -1142,9 +1452,9 @@ def write_report(bench: Bench, results: dict, info: list[tuple[str, str]], start
               "on CPU 1). On a 2-CPU machine wrk and the upstream need a CPU too, so "
               "the ceiling is well below 2×.", ""]
         L += load_table(s, ["gatehouse-1w", "gatehouse-2w"])
-        L += ["", f"2 workers ÷ 1 worker: req/s "
-                  f"{ratio(s['gatehouse-2w']['rps'], s['gatehouse-1w']['rps'])}, CPU/req "
-                  f"{ratio(s['gatehouse-2w']['cpu_us'], s['gatehouse-1w']['cpu_us'])}.", ""]
+        L += ["", f"2 workers ÷ 1 worker, paired by round: req/s "
+                  f"{fmt_paired(paired(s, 'rps', 'gatehouse-1w', True, 'gatehouse-2w'))}, CPU/req "
+                  f"{fmt_paired(paired(s, 'cpu_us', 'gatehouse-1w', False, 'gatehouse-2w'))}.", ""]
 
     if "idle" in results:
         L += ["## 5. Idle keep-alive connections: memory", "",
@@ -1154,34 +1464,11 @@ def write_report(bench: Bench, results: dict, info: list[tuple[str, str]], start
         L += memory_table(results["idle"], a.idle, "connections")
         L.append("")
 
-    L += ["## Hooks: HTTPS, TLS handshakes, idle WebSocket tunnels", ""]
-    for key, title in (("https", "HTTPS keep-alive (wrk https://)"),
-                       ("handshake", "TLS handshake rate (openssl s_time -new)"),
-                       ("ws", "Idle WebSocket tunnels: memory")):
-        skipped = results.get("skipped", {}).get(key)
-        if skipped:
-            L.append(f"- **{title}**: {skipped}.")
-        elif key == "https" and key in results:
-            L += [f"- **{title}**:", ""] + load_table(results[key], list(PROXIES))
-            L += ["", ratio_line(results[key]), ""]
-        elif key == "handshake" and key in results:
-            L.append(f"- **{title}**, parallel clients on CPU 1, medians (the clients, at ~3× the "
-                     "proxy's CPU per handshake, are the limit of handshakes/s; compare the "
-                     "proxy CPU per handshake): " + "; ".join(
-                f"{k} {fmt_num(v['rps'])}/s, proxy {fmt_num(v['cpu_us'], 0)} µs CPU per "
-                f"handshake" for k, v in results[key].items()) + ".")
-        elif key == "ws" and key in results:
-            L += [f"- **{title}** ({results['ws_probe'][1]}):", ""]
-            L += memory_table(results["ws"], a.idle, "tunnels")
-            L.append("")
-    if "tls_params" in results:
-        L.append("- Negotiated by a default client: " + "; ".join(
-            f"{k} {v}" for k, v in results["tls_params"].items()) + ". Certificate: "
-            "ECDSA P-256, self-signed; resumption by stateless tickets only (no session "
-            "cache) everywhere, never used by `s_time -new`.")
-    for note in results.get("notes", []):
-        L.append(f"- {note}")
+    L += ["## 6–8. HTTPS, TLS handshakes, idle WebSocket tunnels", ""]
+    L += hook_lines(results, a.idle)
+    L += [f"- {note}" for note in results.get("notes", []) + bench.notes]
     L.append("")
+    L += ws_messages_section(bench, results)
 
     if bench.problems:
         L += ["## Problems seen during the run", ""] + [f"- {p}" for p in bench.problems] + [""]
@@ -1195,28 +1482,67 @@ def write_report(bench: Bench, results: dict, info: list[tuple[str, str]], start
                 L.append(f"{sc.key} {label}: {s['runs'][0]['cmd']}")
     L += ["```", ""]
 
-    L += ["## Configs", "", "As generated for this run (the `-mem` instances of scenario 5 and "
-          "`gatehouse-1w` differ only in port, pinning and worker count).", ""]
+    L += ["## Configs", "", "As generated for this run (the `-mem` instances of scenarios 5 "
+          "and 8 and `gatehouse-1w` differ only in port, pinning and worker count).", ""]
     for name, text in bench.configs.items():
         if any(part in name for part in ("probe", "-mem", "-1w")):
             continue
         L += [f"<details><summary>{name}</summary>", "", "```", text.rstrip(), "```", "",
               "</details>", ""]
 
-    L += ["## Every run", "", "| scenario | target | round | req/s | p50 | p99 | CPU µs/req | "
+    L += ["## Every run", "", "Rates are req/s (msgs/s for ws_msgs, handshakes/s for "
+          "handshake); CPU µs per request, message or handshake.", "",
+          "| scenario | target | round | rate | p50 | p99 | CPU µs | "
           "CPU 0 busy with others |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for key in [sc.key for sc in LOAD_SCENARIOS] + ["scaling", "https"]:
+    for key in [sc.key for sc in LOAD_SCENARIOS] + ["scaling", "https", "handshake", "ws_msgs"]:
         for label, s in results.get(key, {}).items():
             for i, r in enumerate(s["runs"]):
                 L.append(f"| {key} | {label} | {i + 1} | {fmt_num(r['rps'])} | "
-                         f"{fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} | "
-                         f"{fmt_num(r['cpu_us'], 1)} | {fmt_pct(r.get('others_pct'))} |")
+                         f"{fmt_ms(r.get('p50_ms'))} | {fmt_ms(r.get('p99_ms'))} | "
+                         f"{fmt_num(r['cpu_us'], 2)} | {fmt_pct(r.get('others_pct'))} |")
     return "\n".join(L) + "\n"
 
 
 # --------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------
+
+
+DEFAULT_ROUNDS, DEFAULT_DURATION, DEFAULT_IDLE = 7, 10, 5000
+ONLY_CHOICES = ("small", "64k", "post16k", "ws_msgs", "scaling", "idle", "ws_idle", "https",
+                "handshake")
+
+
+def selected_scenarios(parser, only: str | None) -> set[str] | None:
+    """--only as a set of scenario keys (None = all); "hooks" stands for the TLS scenarios
+    and the idle WebSocket tunnels, as before they all ran."""
+    if not only:
+        return None
+    keys = set()
+    for key in only.split(","):
+        if key == "hooks":
+            keys |= {"https", "handshake", "ws_idle"}
+        elif key in ONLY_CHOICES:
+            keys.add(key)
+        else:
+            parser.error(f"--only: unknown scenario {key!r}; choose from "
+                         f"{','.join(ONLY_CHOICES)},hooks")
+    return keys
+
+
+def raise_fd_limit(idle: int) -> None:
+    """Enough descriptors for everything started here (children inherit the limit): a proxy
+    holds `idle` tunnels with two descriptors each (client and upstream side)."""
+    need = 2 * client_limit(idle) + 1000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= need:
+        return
+    try:  # as root, the hard limit can be raised too
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, max(hard, need)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, need)), hard))
+        log(f"warning: descriptor limit {min(hard, need)} < {need}: {idle} idle tunnels may "
+            "fail; run as root or raise `ulimit -Hn`")
 
 
 def check_tools() -> None:
@@ -1245,16 +1571,19 @@ def build(args) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="CI smoke run: 1 round, 3 s runs, 20 connections, 500 idle")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3)")
-    parser.add_argument("--duration", type=int, help="seconds per wrk run (default 10)")
+                        help="CI smoke run: 1 round, 2 s runs, 20 connections, 500 idle")
+    parser.add_argument("--rounds", type=int, help=f"interleaved rounds (default {DEFAULT_ROUNDS})")
+    parser.add_argument("--duration", type=int,
+                        help=f"seconds per measured run (default {DEFAULT_DURATION})")
     parser.add_argument("--connections", type=int, help="wrk -c (default 50)")
-    parser.add_argument("--idle", type=int, help="idle connections for scenario 5 (default 4000)")
+    parser.add_argument("--idle", type=int, help="idle connections and idle WebSocket tunnels "
+                        f"held in the memory scenarios (default {DEFAULT_IDLE:,})")
     parser.add_argument("--out", type=Path, help="report path (default bench/RESULTS.md, "
                         "bench/RESULTS-quick.md with --quick)")
     parser.add_argument("--gatehouse", type=Path, default=DEFAULT_BIN, help="binary to test")
     parser.add_argument("--no-build", action="store_true", help="do not run cmake --build first")
-    parser.add_argument("--only", help="comma-separated subset: small,64k,post16k,scaling,idle,hooks")
+    parser.add_argument("--only", help="comma-separated subset of " + ",".join(ONLY_CHOICES)
+                        + " (hooks = https,handshake,ws_idle)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
     parser.add_argument("--wait-quiet", type=int, default=0, metavar="SECONDS",
                         help="before starting, wait up to SECONDS for the machine to be "
@@ -1268,12 +1597,12 @@ def main() -> int:
                              "Gatehouse lacks the feature (to develop the hooks)")
     args = parser.parse_args()
     q = args.quick
-    args.rounds = args.rounds or (1 if q else 3)
-    args.duration = args.duration or (3 if q else 10)
+    args.rounds = args.rounds or (1 if q else DEFAULT_ROUNDS)
+    args.duration = args.duration or (2 if q else DEFAULT_DURATION)
     args.connections = args.connections or (20 if q else 50)
-    args.idle = args.idle or (500 if q else 4000)
+    args.idle = args.idle or (500 if q else DEFAULT_IDLE)
     args.out = args.out or BENCH / ("RESULTS-quick.md" if q else "RESULTS.md")
-    only = set(args.only.split(",")) if args.only else None
+    only = selected_scenarios(parser, args.only)
     wanted = lambda key: only is None or key in only  # noqa: E731
 
     started = time.monotonic()
@@ -1285,10 +1614,7 @@ def main() -> int:
         signal.signal(sig, lambda *_: sys.exit(130))
     try:
         check_tools()
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        need = 2 * (args.idle or 0) + 1000
-        if soft < need:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(need, soft)), hard))
+        raise_fd_limit(args.idle)
         if not args.no_build:
             build(args)
         for _ in range(60):  # someone else's build may be relinking it right now
@@ -1329,9 +1655,12 @@ def main() -> int:
                 log(f"scenario {sc.title}")
                 results[sc.key] = interleaved(bench, targets + [bench.upstream], sc, args.rounds)
 
-        gatehouse_pinned = targets[0]
-        if wanted("hooks"):
-            scenario_idle_websockets(bench, results, gatehouse_pinned)
+        if wanted("ws_msgs"):
+            log("scenario 9. WebSocket messages through a tunnel")
+            scenario_ws_messages(bench, results, targets)
+        if wanted("ws_idle"):
+            log(f"scenario 8. {args.idle} idle WebSocket tunnels")
+            scenario_idle_websockets(bench, results, targets[0])
         for t in targets:
             t.stop()
 
@@ -1351,8 +1680,9 @@ def main() -> int:
             log(f"scenario 5. {args.idle} idle keep-alive connections")
             results["idle"] = memory_scenario(bench, list(PROXIES), websocket=False)
 
-        if wanted("hooks"):
+        if wanted("https"):
             scenario_https_keepalive(bench, results)
+        if wanted("handshake"):
             scenario_tls_handshakes(bench, results)
 
         loads[1] = f"{os.getloadavg()[0]:.2f}"
