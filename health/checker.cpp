@@ -34,9 +34,14 @@ struct Checker::Target {
   std::unique_ptr<Probe> probe;
   std::unique_ptr<uv_timer_t> timer;
   HealthTracker tracker{1, 1, 0, 0};  // replaced on activation
-  std::string reason;                 // the latest failure; "" after a pass
   uint64_t attempt_started_ms = 0;
   TargetStatus status;  // details for /readyz?verbose, JSON and /metrics
+
+  // The latest failure; "" after a pass.
+  const std::string& reason() const {
+    static const std::string none;
+    return status.consecutive_failed > 0 ? status.last_error : none;
+  }
 };
 
 namespace {
@@ -242,13 +247,12 @@ void Checker::run_probe(Target& target) {
 
 void Checker::on_probe_done(Target& target, ProbeResult result) {
   if (on_result_) on_result_(target.run.check.name, target.label, result);
-  target.reason = result.ok ? "" : result.reason;
   record_details(target.status, result, loop_now_ms(loop_) - target.attempt_started_ms);
   bool flipped = target.tracker.record(result.ok, loop_now_ms(loop_));
   if (flipped && !target.label.empty()) {
     GH_LOG_INFO("check %s: host %s is now %s%s%s", target.run.check.name.c_str(),
                 target.label.c_str(), result.ok ? "healthy" : "unhealthy", result.ok ? "" : ": ",
-                target.reason.c_str());
+                target.reason().c_str());
   }
   flipped = update_run(target.run) || flipped;
   schedule_next(target);
@@ -274,7 +278,7 @@ bool Checker::update_run(Run& run) {
   std::string reason;
   if (run.check.type != config::CheckType::http) {
     const Target& t = *run.targets.front();
-    std::tie(health, reason) = single_state(t.tracker.state(), t.reason);
+    std::tie(health, reason) = single_state(t.tracker.state(), t.reason());
   } else if (!run.hosts_known) {
     reason = "waiting for the hosts of upstream " + run.check.upstream;
   } else if (run.targets.empty()) {
@@ -320,7 +324,7 @@ std::string Checker::failing_hosts_reason(const Run& run, unsigned healthy, unsi
   for (const auto& target : run.targets) {
     if (target->tracker.state() == Health::healthy || listed == kHostsInReason) continue;
     reason += " " + target->label + ": " +
-              (target->reason.empty() ? std::string("no result yet") : target->reason) + ";";
+              (target->reason().empty() ? std::string("no result yet") : target->reason()) + ";";
     ++listed;
   }
   const std::size_t failing = run.targets.size() - healthy;

@@ -2,6 +2,7 @@
 
 #include <ctime>
 
+#include "core/clock.hpp"
 #include "core/json.hpp"
 
 namespace gh::health {
@@ -52,11 +53,8 @@ void append_verbose(std::string& out, const CheckStatus& c, uint64_t now_ms) {
 }
 
 std::string iso_time(std::chrono::system_clock::time_point at) {
-  const std::time_t seconds = std::chrono::system_clock::to_time_t(at);
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  char text[kUtcTextSize];
+  format_utc(std::chrono::system_clock::to_time_t(at), text);
   return text;
 }
 

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "core/clock.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "proxy/worker.hpp"
@@ -968,11 +969,8 @@ void Session::write_access_log() {
   }
   const auto format = config().access_log;
   if (format == config::AccessLogFormat::off || log_status_ == 0) return;
-  char time_text[32];
-  std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  std::strftime(time_text, sizeof time_text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  char time_text[kUtcTextSize];
+  format_utc(std::time(nullptr), time_text);
   const std::string& upstream = upstream_label_.empty() ? std::string("-") : upstream_label_;
   const double seconds = static_cast<double>(worker_.now_ms() - exchange_start_ms_) / 1000.0;
   // Room for a 600-byte request line escaped: targets are visible ASCII (the head scanner
