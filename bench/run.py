@@ -5,11 +5,13 @@
     bench/run.py --quick    CI smoke run: 1 round of 2 s, fewer connections (~1 minute)
 
 See bench/README.md for what every scenario measures and how to read the ratios.
-Python 3 standard library only, plus two small C programs compiled at run time with the
-system compiler (bench/ws_echo.c, bench/ws_load.c: WebSocket echo and message-rate client).
+Python 3 standard library only, plus three small C programs compiled at run time with the
+system compiler (bench/ws_echo.c, bench/ws_load.c: WebSocket echo and message-rate client;
+bench/body_sink.c: the upload upstream). The HTTP/2 scenarios live in bench/h2bench.py,
+what both share in bench/benchlib.py.
 Every process started here is stopped by its PID; every load is bounded in time (wrk -d,
-openssl s_time -time, ws_load --duration) and in count (-c, -n); ports are picked at run
-time on 127.0.0.1; scratch files live in a temp dir under /tmp.
+openssl s_time -time, ws_load --duration, h2load -D) and in count (-c, -n); ports are
+picked at run time on 127.0.0.1; scratch files live in a temp dir under /tmp.
 """
 
 from __future__ import annotations
@@ -27,185 +29,22 @@ import shutil
 import signal
 import socket
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
+import h2bench
+from benchlib import (BENCH, CLK_TCK, LOAD_CPU, PROXIES, PROXY_CPU, PYTHON, ROOT, BenchError,
+                      CpuMeter, Proc, Target, cpu_ticks, fmt_ms, fmt_num, fmt_pct, fmt_paired,
+                      free_port, http_get, interleave, load_table, log, machine_busy_pct, median,
+                      memory_table, paired, paired_table, rss_kib, stop_all, summary_load_row,
+                      summary_memory_row, wait_until)
+
 DEFAULT_BIN = ROOT / "build" / "proxy" / "gatehouse"
-PYTHON = "/usr/bin/python3"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PROXY_CPU, LOAD_CPU = "0", "1"  # proxy under test on CPU 0; wrk, upstream, clients on CPU 1
-PROXIES = ("gatehouse", "nginx", "haproxy")
-INSTALL_HINT = ("apt-get install -y nginx-light haproxy wrk   "
+INSTALL_HINT = ("apt-get install -y nginx-light haproxy wrk nghttp2-client   "
                 "(or: GATEHOUSE_BENCH=1 scripts/setup.sh)")
-
-
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-class BenchError(Exception):
-    pass
-
-
-# --------------------------------------------------------------------------------------
-# Processes: started with an optional CPU pin, stopped by PID (and their children too)
-# --------------------------------------------------------------------------------------
-
-
-def proc_children(pid: int) -> list[int]:
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                kids.append(int(entry))
-    return kids
-
-
-class Proc:
-    """One started process. `pids()` is the process plus its direct children (nginx)."""
-
-    running: list["Proc"] = []
-
-    def __init__(self, name: str, argv: list[str], workdir: Path, cpus: str | None,
-                 stdin=subprocess.DEVNULL, capture_stdout: bool = False):
-        self.name = name
-        self.argv = (["taskset", "-c", cpus] if cpus else []) + argv
-        self.log_path = workdir / f"{name}.log"
-        self.log_file = open(self.log_path, "ab")
-        stdout = subprocess.PIPE if capture_stdout else self.log_file
-        # taskset execs the command, so the PID is the program's own.
-        self.popen = subprocess.Popen(self.argv, stdin=stdin, stdout=stdout,
-                                      stderr=self.log_file, text=capture_stdout)
-        self.pid = self.popen.pid
-        self.seen_children: set[int] = set()
-        Proc.running.append(self)
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def pids(self) -> list[int]:
-        kids = proc_children(self.pid)
-        self.seen_children.update(kids)
-        return [self.pid] + kids
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        self.pids()  # remember the children before the parent goes
-        if self.alive():
-            try:
-                os.kill(self.pid, signal.SIGTERM)
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.popen.wait(timeout=10)
-            except ProcessLookupError:
-                pass
-        for kid in self.seen_children:  # e.g. an nginx worker orphaned by a killed master
-            try:
-                if Path(f"/proc/{kid}/cmdline").read_bytes().startswith(b"nginx"):
-                    os.kill(kid, signal.SIGKILL)
-            except OSError:
-                pass
-        self.log_file.close()
-        if self in Proc.running:
-            Proc.running.remove(self)
-
-
-def stop_all() -> None:
-    for proc in reversed(list(Proc.running)):
-        proc.stop()
-
-
-def cpu_ticks(pids: list[int]) -> int:
-    """utime + stime (all threads) of the given processes, in clock ticks."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
-    return total
-
-
-def cpu_jiffies(cpu: str) -> tuple[int, int]:
-    """(busy, total) clock ticks of one CPU so far, from /proc/stat."""
-    for line in Path("/proc/stat").read_text().splitlines():
-        if line.startswith(f"cpu{cpu} "):
-            v = [int(x) for x in line.split()[1:9]]  # user nice system idle iowait irq softirq steal
-            return sum(v) - v[3] - v[4], sum(v)
-    return 0, 0
-
-
-def machine_busy_pct(seconds: float = 2.0) -> float:
-    """How busy all CPUs are (anything: other people's builds and tests) over `seconds`."""
-    def sample() -> tuple[int, int]:
-        v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-        return sum(v) - v[3] - v[4], sum(v)
-    (b0, t0), _ = sample(), time.sleep(seconds)
-    b1, t1 = sample()
-    return 100.0 * (b1 - b0) / max(1, t1 - t0)
-
-
-def rss_kib(pids: list[int]) -> int:
-    """Sum of Rss over the processes, from /proc/PID/smaps_rollup."""
-    total = 0
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Rss:"):
-                total += int(line.split()[1])
-    return total
-
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 right now (for programs that cannot bind port 0)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def http_get(port: int, path: str = "/", method: str = "GET", body: bytes = b"",
-             headers: dict[str, str] | None = None, timeout: float = 2.0) -> tuple[int, bytes]:
-    """One request on a fresh connection; returns (status, body)."""
-    import http.client
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body or None, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
-
-
-def wait_until(what: str, check, timeout: float = 10.0, proc: Proc | None = None):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc is not None and not proc.alive():
-            raise BenchError(f"{what}: {proc.name} exited early:\n{proc.log_tail()}")
-        try:
-            result = check()
-            if result:
-                return result
-        except OSError:
-            pass
-        time.sleep(0.05)
-    tail = f":\n{proc.log_tail()}" if proc else ""
-    raise BenchError(f"timed out waiting for {what}{tail}")
 
 
 # --------------------------------------------------------------------------------------
@@ -263,7 +102,10 @@ def upstream_nginx_conf(work: Path, port: int) -> str:
 
 
 def nginx_proxy_conf(work: Path, name: str, port: int, up: int, ws: int,
-                     tls: dict | None, clients: int) -> str:
+                     tls: dict | None, clients: int, h2: bool = False,
+                     sink: int | None = None) -> str:
+    """h2: offer HTTP/2 on the TLS listener (ALPN h2); sink: route /upload to that port
+    (bench/body_sink.c), streamed like Gatehouse and HAProxy do (no request buffering)."""
     forward = """      proxy_set_header Host $host;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Real-IP $remote_addr;
@@ -272,10 +114,23 @@ def nginx_proxy_conf(work: Path, name: str, port: int, up: int, ws: int,
 """
     listen = f"listen 127.0.0.1:{port} backlog=4096;"
     if tls:
-        listen = (f"listen 127.0.0.1:{port} ssl backlog=4096;\n"
+        listen = (f"listen 127.0.0.1:{port} ssl{' http2' if h2 else ''} backlog=4096;\n"
                   f"    ssl_certificate {tls['cert']};\n    ssl_certificate_key {tls['key']};\n"
                   f"    ssl_protocols TLSv1.2 TLSv1.3;  # 1.22's default lacks TLSv1.3\n"
                   f"    ssl_session_cache off; ssl_session_tickets on;  # as Gatehouse: tickets only")
+    if tls and h2:  # nginx's default is 128; Gatehouse and HAProxy allow 100
+        listen += "\n    http2_max_concurrent_streams 100;"
+    sink_upstream = sink_location = ""
+    if sink:
+        sink_upstream = (f"  upstream sink {{\n    server 127.0.0.1:{sink};\n"
+                         f"    keepalive {UPSTREAM_POOL};\n    keepalive_requests 1000000;\n  }}\n")
+        sink_location = f"""    location = /upload {{
+      proxy_pass http://sink;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+{forward}      proxy_request_buffering off;  # stream the body, as Gatehouse and HAProxy do
+    }}
+"""
     return nginx_common(work, name, clients) + f"""http {{
   access_log off;
   keepalive_requests 1000000;
@@ -289,7 +144,7 @@ def nginx_proxy_conf(work: Path, name: str, port: int, up: int, ws: int,
     keepalive_timeout 60s;
   }}
   upstream ws {{ server 127.0.0.1:{ws}; }}
-  server {{
+{sink_upstream}  server {{
     {listen}
     location / {{
       proxy_pass http://app;
@@ -305,16 +160,21 @@ def nginx_proxy_conf(work: Path, name: str, port: int, up: int, ws: int,
 {forward}      proxy_read_timeout 1h;
       proxy_send_timeout 1h;
     }}
-  }}
+{sink_location}  }}
 }}
 """
 
 
 def haproxy_conf(work: Path, port: int, up: int, ws: int, tls: dict | None,
-                 clients: int) -> str:
+                 clients: int, h2: bool = False, sink: int | None = None) -> str:
+    """h2: offer HTTP/2 on the TLS bind (2.6 needs the explicit alpn); sink: /upload there."""
     bind = f"bind 127.0.0.1:{port}"
     if tls:
         bind += f" ssl crt {tls['pem']}"  # stateless tickets on (default), as Gatehouse
+        bind += " alpn h2,http/1.1" if h2 else ""
+    sink_rule = "  use_backend sink if { path /upload }\n" if sink else ""
+    sink_backend = (f"\nbackend sink\n  server sink 127.0.0.1:{sink} pool-max-conn "
+                    f"{UPSTREAM_POOL}\n") if sink else ""
     # maxconn counts client connections; HAProxy sets its descriptor limit from it (2 each)
     return f"""global
   nbthread 1
@@ -340,14 +200,14 @@ frontend fe
   http-request set-header X-Forwarded-Proto {"https" if tls else "http"}
   http-request set-header X-Forwarded-Host %[req.hdr(host)]
   use_backend ws if {{ path_beg /ws }}
-  default_backend app
+{sink_rule}  default_backend app
 
 backend app
   server up 127.0.0.1:{up} pool-max-conn {UPSTREAM_POOL}
 
 backend ws
   server ws 127.0.0.1:{ws}
-"""
+{sink_backend}"""
 
 
 # The [listener.tls] shape follows config::ListenerTls (config/config.hpp). If the loader
@@ -358,8 +218,16 @@ certificates = [{{ cert = "{cert}", key = "{key}" }}]
 """
 
 
-def gatehouse_conf(workers: int, up: int, ws: int, tls: dict | None, clients: int) -> str:
+def gatehouse_conf(workers: int, up: int, ws: int, tls: dict | None, clients: int,
+                   h2: bool = False, sink: int | None = None) -> str:
+    """h2: HTTP/2 on the TLS listener, spelled out although it is the default (issue 11:
+    `[listener.tls] http2 = true`); sink: /upload to that port."""
     tls_part = GATEHOUSE_TLS_TOML.format(**tls) if tls else ""
+    if tls and h2:
+        tls_part += "http2 = true\n"
+    sink_part = (f'\n[[upstream]]\nname = "sink"\nservers = ["127.0.0.1:{sink}"]\n'
+                 f'keepalive = {UPSTREAM_POOL}\n\n[[route]]\npath_prefix = "/upload"\n'
+                 f'upstream = "sink"\n') if sink else ""
     return f"""[server]
 workers = {workers}
 max_connections = {clients}
@@ -386,31 +254,12 @@ upstream = "ws"
 [[route]]
 path_prefix = "/"
 upstream = "app"
-"""
+{sink_part}"""
 
 
 # --------------------------------------------------------------------------------------
-# Targets: a running proxy (or the upstream itself, "direct") and the port wrk hits
+# The bench: upstreams, proxies (Target, in benchlib) and wrk
 # --------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Target:
-    name: str
-    port: int
-    proc: Proc | None  # None for "direct": no proxy CPU to count
-    tls: bool = False
-    label: str = ""  # how reports name it; defaults to name
-
-    def __post_init__(self):
-        self.label = self.label or self.name
-
-    def pids(self) -> list[int]:
-        return self.proc.pids() if self.proc else []
-
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.stop()
 
 
 class Bench:
@@ -420,9 +269,14 @@ class Bench:
         self.work.chmod(0o755)  # nginx workers run as nobody and read www/ from here
         # Others rebuild build/ while we run: test a private copy, so that every scenario
         # runs the same binary, and describe that copy (commit and tree state right now).
-        self.gatehouse_bin = str(self.work / "gatehouse")
-        shutil.copy2(args.gatehouse, self.gatehouse_bin)
-        self.gatehouse_desc = describe_gatehouse(Path(args.gatehouse), Path(self.gatehouse_bin))
+        # No binary at all is fine only for runs that leave Gatehouse out (main checks).
+        self.gatehouse_bin: str | None = None
+        self.gatehouse_desc = f"not run: no binary at {args.gatehouse}"
+        if Path(args.gatehouse).exists():
+            self.gatehouse_bin = str(self.work / "gatehouse")
+            shutil.copy2(args.gatehouse, self.gatehouse_bin)
+            self.gatehouse_desc = describe_gatehouse(Path(args.gatehouse),
+                                                     Path(self.gatehouse_bin))
         self.configs: dict[str, str] = {}  # name -> text, for the report
         self.commands: dict[str, str] = {}  # what -> exact command line, for the report
         self.up_port = 0
@@ -430,29 +284,30 @@ class Bench:
         self.problems: list[str] = []  # errors seen in runs; a non-empty list fails the run
         self.notes: list[str] = []  # things the report should say (fallbacks, skips)
         self.tls_files: dict | None = None
-        self.clients = client_limit(args.idle)
+        self.clients = client_limit(max(args.idle, args.h2_idle))
         self.ws_echo_bin, self.ws_load_bin = self.compile_ws_tools()
 
     def compile_ws_tools(self) -> tuple[str | None, str | None]:
-        """ws_echo.c (the WebSocket upstream) and ws_load.c (the ws_msgs client), built
-        into the temp dir with the system C compiler; None for what does not compile."""
+        """ws_echo.c (the WebSocket upstream) and ws_load.c (the ws_msgs client)."""
+        return self.compile_tool("ws_echo", ["-lcrypto"]), self.compile_tool("ws_load", [])
+
+    def compile_tool(self, name: str, libs: list[str]) -> str | None:
+        """bench/NAME.c built into the temp dir with the system C compiler; its path, or
+        None (and a note in the report) when it does not compile."""
         cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-        built = []
-        for name, libs in (("ws_echo", ["-lcrypto"]), ("ws_load", [])):
-            out = self.work / name
-            argv = [cc or "cc", "-O2", "-o", str(out), str(BENCH / f"{name}.c"), *libs]
-            try:
-                p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-                ok = p.returncode == 0
-                why = (p.stderr.strip().splitlines() or ["?"])[-1]
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                ok, why = False, str(exc)
-            if ok:
-                self.commands[f"{name} build"] = " ".join(argv)
-            else:
-                self.notes.append(f"bench/{name}.c did not compile ({why[:160]})")
-            built.append(str(out) if ok else None)
-        return built[0], built[1]
+        out = self.work / name
+        argv = [cc or "cc", "-O2", "-o", str(out), str(BENCH / f"{name}.c"), *libs]
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+            ok = p.returncode == 0
+            why = (p.stderr.strip().splitlines() or ["?"])[-1]
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            ok, why = False, str(exc)
+        if ok:
+            self.commands[f"{name} build"] = " ".join(argv)
+        else:
+            self.notes.append(f"bench/{name}.c did not compile ({why[:160]})")
+        return str(out) if ok else None
 
     # ---- starting things -------------------------------------------------------------
 
@@ -501,14 +356,16 @@ class Bench:
         self.commands["ws upstream"] = " ".join(self.ws_proc.argv)
 
     def start_proxy(self, kind: str, workers: int = 1, cpus: str | None = PROXY_CPU,
-                    tls: bool = False, label: str | None = None) -> Target:
-        """Starts one proxy and waits until it answers through to the upstream."""
+                    tls: bool = False, label: str | None = None, h2: bool = False,
+                    sink: int | None = None) -> Target:
+        """Starts one proxy and waits until it answers through to the upstream (over
+        HTTP/1.1; h2: its TLS listener offers HTTP/2 too; sink: /upload goes there)."""
         label = label or kind
         tls_files = self.tls_files if tls else None
         for attempt in range(3):
             if kind == "gatehouse":
                 conf = self.write(f"{label}.toml", gatehouse_conf(
-                    workers, self.up_port, self.ws_port, tls_files, self.clients))
+                    workers, self.up_port, self.ws_port, tls_files, self.clients, h2, sink))
                 ready = self.work / f"{label}.ready"
                 ready.unlink(missing_ok=True)
                 proc = Proc(label, [self.gatehouse_bin, "-c", str(conf), "--ready-file",
@@ -523,12 +380,13 @@ class Bench:
                 if kind == "nginx":
                     conf = self.write(f"{label}.conf", nginx_proxy_conf(
                         self.work, label, port, self.up_port, self.ws_port, tls_files,
-                        self.clients))
+                        self.clients, h2, sink))
                     argv = ["nginx", "-e", str(self.work / f"{label}.log"), "-p",
                             str(self.work), "-c", str(conf)]
                 else:
                     conf = self.write(f"{label}.cfg", haproxy_conf(
-                        self.work, port, self.up_port, self.ws_port, tls_files, self.clients))
+                        self.work, port, self.up_port, self.ws_port, tls_files, self.clients,
+                        h2, sink))
                     argv = ["haproxy", "-db", "-f", str(conf)]
                 proc = Proc(label, argv, self.work, cpus)
             target = Target(kind, port, proc, tls, label)
@@ -593,31 +451,6 @@ class Bench:
         return result
 
 
-class CpuMeter:
-    """The proxy's CPU time (utime + stime of all its processes and threads) over one run,
-    and the noise gauge: how busy the proxy's CPU was with anything but the proxy (other
-    people's compilers, the kernel for other tasks); meaningful only when pinned."""
-
-    def __init__(self, target: Target, pinned: bool = True):
-        self.pids = target.pids()
-        self.pinned = pinned
-        self.ticks, self.cpu0, self.t0 = cpu_ticks(self.pids), cpu_jiffies(PROXY_CPU), time.monotonic()
-
-    def stop(self, count: int) -> dict:
-        """proxy_cpu_s, cpu_us (per request or message: `count` of them), others_pct, wall_s."""
-        ticks = cpu_ticks(self.pids) - self.ticks
-        busy, total = (b - a for a, b in zip(self.cpu0, cpu_jiffies(PROXY_CPU)))
-        proxy_s = ticks / CLK_TCK if self.pids else None
-        return {
-            "wall_s": time.monotonic() - self.t0,
-            "proxy_cpu_s": proxy_s,
-            "cpu_us": proxy_s * 1e6 / count if proxy_s is not None and count else None,
-            # direct: no proxy, CPU 0 idle apart from others; so no gauge either
-            "others_pct": (max(0.0, 100.0 * (busy - ticks) / total)
-                           if self.pinned and total > 0 and self.pids else None),
-        }
-
-
 def parse_wrk(out: str) -> dict:
     def latency(pct: str) -> float | None:
         m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -660,26 +493,6 @@ LOAD_SCENARIOS = [
 ]
 
 
-def median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def summarize(runs: list[dict]) -> dict:
-    return {
-        "rps": median(r["rps"] for r in runs),
-        "rps_min": min(r["rps"] for r in runs),
-        "rps_max": max(r["rps"] for r in runs),
-        "p50_ms": median(r["p50_ms"] for r in runs),
-        "p99_ms": median(r["p99_ms"] for r in runs),
-        "cpu_us": median(r["cpu_us"] for r in runs),
-        "others_pct": median(r.get("others_pct") for r in runs),
-        "load_pct": median(r.get("load_pct") for r in runs),
-        "errors": sum(r["errors"] + r["non2xx"] for r in runs),
-        "runs": runs,
-    }
-
-
 def interleaved(bench: Bench, targets: list[Target], sc: Scenario, rounds: int,
                 cpus: str | None = LOAD_CPU) -> dict[str, dict]:
     """One wrk scenario over interleaved rounds (see `interleave`)."""
@@ -689,29 +502,6 @@ def interleaved(bench: Bench, targets: list[Target], sc: Scenario, rounds: int,
         return bench.wrk(target, sc.path, seconds, a.connections, sc.script, cpus=cpus,
                          record=record)
     return interleave(bench, targets, sc.key, rounds, run, "req")
-
-
-def interleave(bench: Bench, targets: list[Target], key: str, rounds: int, run,
-               unit: str) -> dict[str, dict]:
-    """Rounds of A B C D …: every target once per round, back to back, so slow drifts hit
-    all alike and round r of one target can be paired with round r of the others.
-    `run(target, seconds, record)` does one measured run and returns its result dict."""
-    a = bench.args
-    for t in targets if not a.quick else []:  # warm-up (pools, caches, page faults)
-        run(t, 1, False)
-    runs: dict[str, list[dict]] = {t.label: [] for t in targets}
-    for r in range(rounds):
-        for t in targets:
-            res = run(t, a.duration, True)
-            runs[t.label].append(res)
-            cpu = f", proxy {res['cpu_us']:.2f} µs/{unit}" if res["cpu_us"] else ""
-            if res["others_pct"] is not None:
-                cpu += f", CPU 0 {res['others_pct']:.0f} % others"
-            if res.get("load_pct") is not None:
-                cpu += f", CPU 1 {res['load_pct']:.0f} % ws_load + ws_echo"
-            log(f"  {key} round {r + 1}/{rounds} {t.label:<14} {res['rps']:>10,.0f} {unit}/s"
-                f"  p50 {fmt_ms(res['p50_ms'])}  p99 {fmt_ms(res['p99_ms'])}{cpu}")
-    return {label: summarize(rs) for label, rs in runs.items()}
 
 
 # ---- WebSocket messages through an established tunnel (ws_msgs)
@@ -1131,24 +921,6 @@ def profile_gatehouse(bench: Bench, key: str, seconds: int) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def fmt_ms(v: float | None) -> str:
-    if v is None:
-        return "—"
-    return f"{v * 1000:.0f} µs" if v < 1 else f"{v:.2f} ms"
-
-
-def fmt_num(v, digits: int = 0) -> str:
-    return "—" if v is None else f"{v:,.{digits}f}"
-
-
-def fmt_pct(v) -> str:
-    return "—" if v is None else f"{v:.0f} %"
-
-
-def ratio(a, b) -> str:
-    return "—" if a is None or not b else f"{a / b:.2f}×"
-
-
 def tool_version(argv: list[str], pattern: str = r"(\S.*)") -> str:
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
@@ -1193,6 +965,7 @@ def machine_info(bench: Bench) -> list[tuple[str, str]]:
          + f" ({debian_package('nginx-light') or debian_package('nginx') or '?'})"),
         ("HAProxy", tool_version(["haproxy", "-v"], r"HAProxy version (\S+)")),
         ("wrk", tool_version(["wrk", "-v"], r"(wrk \S+)")),
+        ("h2load", tool_version(["h2load", "--version"], r"(nghttp2/\S+)")),
         ("OpenSSL", tool_version(["openssl", "version"])),
         ("Python", platform.python_version()),
     ]
@@ -1206,117 +979,19 @@ def debian_package(name: str) -> str | None:
     return None
 
 
-OTHERS = ("nginx", "haproxy")
-
-
-def round_value(summary: dict, label: str, i: int, metric: str):
-    runs = summary.get(label, {}).get("runs", [])
-    return runs[i].get(metric) if i < len(runs) else None
-
-
-def paired(summary: dict, metric: str, versus: str, higher_is_better: bool,
-           subject: str = "gatehouse") -> list[float]:
-    """Per-round ratios subject_r ÷ versus_r (the runs of one round are back to back).
-    versus "best" = the better of nginx and HAProxy in that same round."""
-    ratios = []
-    for i, run in enumerate(summary.get(subject, {}).get("runs", [])):
-        refs = [round_value(summary, k, i, metric)
-                for k in (OTHERS if versus == "best" else (versus,))]
-        refs = [v for v in refs if v]
-        if run.get(metric) is not None and refs:
-            ratios.append(run[metric] / (max(refs) if higher_is_better else min(refs)))
-    return ratios
-
-
-def fmt_paired(ratios: list[float]) -> str:
-    """Median of the paired ratios, with their min–max."""
-    if not ratios:
-        return "—"
-    if len(ratios) == 1:
-        return f"{ratios[0]:.2f}×"
-    return f"{statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
-
-
-def load_table(summary: dict, labels: list[str], unit: str = "req") -> list[str]:
-    ws = unit == "msg"  # plus how busy the load side kept CPU 1
-    rows = [f"| target | {unit}/s (median) | {unit}/s min–max | p50 | p99 | proxy CPU µs/{unit} | "
-            "CPU 0 busy with others | " + ("CPU 1 used by ws_load + ws_echo | " if ws else "")
-            + "errors |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | "
-            + ("---: | " if ws else "") + "---: |"]
-    for label in labels:
-        if label not in summary:
-            continue
-        s = summary[label]
-        load = f"{fmt_pct(s.get('load_pct'))} | " if ws else ""
-        rows.append(f"| {label} | {fmt_num(s['rps'])} | {fmt_num(s['rps_min'])}–"
-                    f"{fmt_num(s['rps_max'])} | {fmt_ms(s['p50_ms'])} | {fmt_ms(s['p99_ms'])} | "
-                    f"{fmt_num(s['cpu_us'], 2 if ws else 1)} | {fmt_pct(s['others_pct'])} | "
-                    f"{load}{s['errors']} |")
-    return rows
-
-
-def paired_table(summary: dict, unit: str = "req") -> list[str]:
-    """Gatehouse ÷ best other / nginx / HAProxy per metric, as medians of paired ratios."""
-    if "gatehouse" not in summary:
-        return []
-    n = len(summary["gatehouse"]["runs"])
-    rows = [f"Gatehouse ÷ the others, paired by round (round r of Gatehouse ÷ round r of the "
-            f"other, run back to back): median of {n} per-round ratios (min–max).", "",
-            "| metric | ÷ better of nginx/HAProxy | ÷ nginx | ÷ HAProxy |",
-            "| --- | ---: | ---: | ---: |"]
-    for metric, title, higher in (("rps", f"{unit}/s (> 1: Gatehouse faster)", True),
-                                  ("p50_ms", "p50 latency (< 1: Gatehouse better)", False),
-                                  ("p99_ms", "p99 latency", False),
-                                  ("cpu_us", f"proxy CPU per {unit} (< 1: Gatehouse better)", False)):
-        cells = [fmt_paired(paired(summary, metric, v, higher)) for v in ("best",) + OTHERS]
-        if any(c != "—" for c in cells):
-            rows.append(f"| {title} | " + " | ".join(cells) + " |")
-    if "direct" in summary:
-        rows += ["", f"Gatehouse ÷ direct, {unit}/s (share of the set-up's limit left with "
-                 f"Gatehouse in the path): {fmt_paired(paired(summary, 'rps', 'direct', True))}."]
-    return rows
-
-
-def memory_table(mem: dict, count: int, what: str) -> list[str]:
-    rows = [f"| proxy | idle RSS | RSS with {count:,} idle {what} | per {what[:-1]} | vs best other |",
-            "| --- | ---: | ---: | ---: | ---: |"]
-    others = [m["per_conn_kib"] for k, m in mem.items() if k != "gatehouse" and m["per_conn_kib"]]
-    best = min(others) if others else None
-    for kind, m in mem.items():
-        vs = ratio(m["per_conn_kib"], best) if kind == "gatehouse" else ""
-        fail = f" ({m['failed']} failed)" if m["failed"] else ""
-        rows.append(f"| {kind} | {m['base_kib'] / 1024:.1f} MiB | {m['loaded_kib'] / 1024:.1f} MiB"
-                    f"{fail} | {fmt_num(m['per_conn_kib'], 2)} KiB | {vs} |")
-    return rows
-
-
 def summary_rows(results: dict) -> list[str]:
     """One row per scenario: medians, then paired ratios (median, min–max)."""
     L = []
 
     def load_row(key: str, title: str, p99: bool = True) -> None:
         s = results.get(key)
-        if not s or "gatehouse" not in s:
-            return
-        value = lambda k: fmt_num(s[k]["rps"]) if k in s else "—"  # noqa: E731
-        L.append(f"| {title} | {value('gatehouse')} | {value('nginx')} | {value('haproxy')} | "
-                 f"{value('direct') if 'direct' in s else ''} | "
-                 + " | ".join(fmt_paired(paired(s, "rps", v, True)) for v in ("best",) + OTHERS)
-                 + f" | {fmt_paired(paired(s, 'p99_ms', 'best', False)) if p99 else ''} | "
-                 f"{fmt_paired(paired(s, 'cpu_us', 'best', False))} | "
-                 f"{fmt_paired(paired(s, 'rps', 'direct', True)) if 'direct' in s else ''} |")
+        if s and "gatehouse" in s:
+            L.append(summary_load_row(s, title, p99))
 
     def memory_row(key: str, title: str) -> None:
         m = results.get(key)
-        if not m or "gatehouse" not in m:
-            return
-        kib = {k: v["per_conn_kib"] for k, v in m.items()}
-        others = [kib[k] for k in OTHERS if kib.get(k)]
-        L.append(f"| {title} | {fmt_num(kib['gatehouse'], 2)} | {fmt_num(kib.get('nginx'), 2)} | "
-                 f"{fmt_num(kib.get('haproxy'), 2)} | | "
-                 f"{ratio(kib['gatehouse'], min(others) if others else None)} | "
-                 f"{ratio(kib['gatehouse'], kib.get('nginx'))} | "
-                 f"{ratio(kib['gatehouse'], kib.get('haproxy'))} | | | |")
+        if m and "gatehouse" in m:
+            L.append(summary_memory_row(m, title))
 
     for sc in LOAD_SCENARIOS:
         load_row(sc.key, sc.title)
@@ -1332,7 +1007,7 @@ def summary_rows(results: dict) -> list[str]:
     load_row("handshake", "7. TLS handshakes/s (CPU: per handshake)", p99=False)
     memory_row("ws", "8. KiB per idle WebSocket tunnel (memory, single run)")
     load_row("ws_msgs", "9. WebSocket messages/s (CPU: per message)")
-    return L
+    return L + h2bench.summary_rows(results)
 
 
 def method_rows(bench: Bench, results: dict) -> list[str]:
@@ -1469,6 +1144,7 @@ def write_report(bench: Bench, results: dict, info: list[tuple[str, str]], start
     L += [f"- {note}" for note in results.get("notes", []) + bench.notes]
     L.append("")
     L += ws_messages_section(bench, results)
+    L += h2bench.report_lines(bench, results)
 
     if bench.problems:
         L += ["## Problems seen during the run", ""] + [f"- {p}" for p in bench.problems] + [""]
@@ -1482,8 +1158,8 @@ def write_report(bench: Bench, results: dict, info: list[tuple[str, str]], start
                 L.append(f"{sc.key} {label}: {s['runs'][0]['cmd']}")
     L += ["```", ""]
 
-    L += ["## Configs", "", "As generated for this run (the `-mem` instances of scenarios 5 "
-          "and 8 and `gatehouse-1w` differ only in port, pinning and worker count).", ""]
+    L += ["## Configs", "", "As generated for this run (the `-mem` instances of scenarios 5, "
+          "8 and 14 and `gatehouse-1w` differ only in port, pinning and worker count).", ""]
     for name, text in bench.configs.items():
         if any(part in name for part in ("probe", "-mem", "-1w")):
             continue
@@ -1494,7 +1170,8 @@ def write_report(bench: Bench, results: dict, info: list[tuple[str, str]], start
           "handshake); CPU µs per request, message or handshake.", "",
           "| scenario | target | round | rate | p50 | p99 | CPU µs | "
           "CPU 0 busy with others |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for key in [sc.key for sc in LOAD_SCENARIOS] + ["scaling", "https", "handshake", "ws_msgs"]:
+    for key in ([sc.key for sc in LOAD_SCENARIOS] + ["scaling", "https", "handshake", "ws_msgs"]
+                + list(h2bench.LOAD_KEYS)):
         for label, s in results.get(key, {}).items():
             for i, r in enumerate(s["runs"]):
                 L.append(f"| {key} | {label} | {i + 1} | {fmt_num(r['rps'])} | "
@@ -1510,23 +1187,27 @@ def write_report(bench: Bench, results: dict, info: list[tuple[str, str]], start
 
 DEFAULT_ROUNDS, DEFAULT_DURATION, DEFAULT_IDLE = 7, 10, 5000
 ONLY_CHOICES = ("small", "64k", "post16k", "ws_msgs", "scaling", "idle", "ws_idle", "https",
-                "handshake")
+                "handshake") + h2bench.KEYS
+# Scenarios that need the plain HTTP/1.1 proxies started at the beginning (and Gatehouse)
+H1_TARGET_KEYS = {"small", "64k", "post16k", "ws_msgs", "ws_idle"}
 
 
 def selected_scenarios(parser, only: str | None) -> set[str] | None:
     """--only as a set of scenario keys (None = all); "hooks" stands for the TLS scenarios
-    and the idle WebSocket tunnels, as before they all ran."""
+    and the idle WebSocket tunnels, as before they all ran; "h2" for every HTTP/2 one."""
     if not only:
         return None
     keys = set()
     for key in only.split(","):
         if key == "hooks":
             keys |= {"https", "handshake", "ws_idle"}
+        elif key == "h2":
+            keys |= set(h2bench.KEYS)
         elif key in ONLY_CHOICES:
             keys.add(key)
         else:
             parser.error(f"--only: unknown scenario {key!r}; choose from "
-                         f"{','.join(ONLY_CHOICES)},hooks")
+                         f"{','.join(ONLY_CHOICES)},hooks,h2")
     return keys
 
 
@@ -1545,8 +1226,10 @@ def raise_fd_limit(idle: int) -> None:
             "fail; run as root or raise `ulimit -Hn`")
 
 
-def check_tools() -> None:
-    missing = [t for t in ("nginx", "haproxy", "wrk", "taskset", "openssl") if not shutil.which(t)]
+def check_tools(h2: bool) -> None:
+    """Everything the run needs (h2: h2load too, for the HTTP/2 scenarios)."""
+    missing = [t for t in ("nginx", "haproxy", "wrk", "taskset", "openssl") + (("h2load",) if h2
+               else ()) if not shutil.which(t)]
     if missing:
         raise BenchError(f"missing: {', '.join(missing)}; install with: {INSTALL_HINT}")
     if (os.cpu_count() or 1) < 2:
@@ -1595,15 +1278,26 @@ def main() -> int:
     parser.add_argument("--hooks-without-gatehouse", action="store_true",
                         help="run the TLS/WebSocket hooks on nginx and HAProxy even while "
                              "Gatehouse lacks the feature (to develop the hooks)")
+    parser.add_argument("--h2-without-gatehouse", action="store_true",
+                        help="run the HTTP/2 scenarios on nginx and HAProxy while Gatehouse "
+                             "does not speak h2 (or, with only h2 scenarios selected, has no "
+                             "binary at all)")
+    parser.add_argument("--h2-idle", type=int, help="idle HTTP/2 connections held in h2_idle "
+                        f"(default {h2bench.DEFAULT_IDLE:,}; --quick {h2bench.QUICK_IDLE})")
     args = parser.parse_args()
     q = args.quick
     args.rounds = args.rounds or (1 if q else DEFAULT_ROUNDS)
     args.duration = args.duration or (2 if q else DEFAULT_DURATION)
     args.connections = args.connections or (20 if q else 50)
     args.idle = args.idle or (500 if q else DEFAULT_IDLE)
+    args.h2_idle = args.h2_idle or (h2bench.QUICK_IDLE if q else h2bench.DEFAULT_IDLE)
     args.out = args.out or BENCH / ("RESULTS-quick.md" if q else "RESULTS.md")
     only = selected_scenarios(parser, args.only)
     wanted = lambda key: only is None or key in only  # noqa: E731
+    want_h2 = any(wanted(k) for k in h2bench.KEYS)
+    # Only HTTP/2 scenarios, Gatehouse allowed to be left out: no binary needed.
+    gatehouse_optional = args.h2_without_gatehouse and only is not None and only <= set(
+        h2bench.KEYS)
 
     started = time.monotonic()
     waited = 0.0
@@ -1613,16 +1307,17 @@ def main() -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: sys.exit(130))
     try:
-        check_tools()
-        raise_fd_limit(args.idle)
+        check_tools(want_h2)
+        raise_fd_limit(max(args.idle, args.h2_idle))
         if not args.no_build:
             build(args)
-        for _ in range(60):  # someone else's build may be relinking it right now
+        for _ in range(0 if gatehouse_optional else 60):  # someone's build may be relinking
             if Path(args.gatehouse).exists():
                 break
             time.sleep(2)
         else:
-            raise BenchError(f"{args.gatehouse} not found; build it: cmake --build build -j2")
+            if not gatehouse_optional:
+                raise BenchError(f"{args.gatehouse} not found; build it: cmake --build build -j2")
         busy = machine_busy_pct()
         deadline = time.monotonic() + args.wait_quiet
         while busy > 25 and time.monotonic() < deadline:
@@ -1646,10 +1341,12 @@ def main() -> int:
             profile_gatehouse(bench, args.profile, args.profile_seconds)
             return 0
 
-        targets = [bench.start_proxy(kind) for kind in PROXIES]
-        for t in targets:
-            bench.verify_paths(t)
-        bench.verify_paths(bench.upstream)
+        targets = []
+        if any(wanted(k) for k in H1_TARGET_KEYS):
+            targets = [bench.start_proxy(kind) for kind in PROXIES]
+            for t in targets:
+                bench.verify_paths(t)
+            bench.verify_paths(bench.upstream)
         for sc in LOAD_SCENARIOS:
             if wanted(sc.key):
                 log(f"scenario {sc.title}")
@@ -1684,6 +1381,9 @@ def main() -> int:
             scenario_https_keepalive(bench, results)
         if wanted("handshake"):
             scenario_tls_handshakes(bench, results)
+        if want_h2:
+            bench.tls_files = bench.tls_files or make_tls_files(bench)
+            h2bench.run(bench, results, wanted)
 
         loads[1] = f"{os.getloadavg()[0]:.2f}"
         info = machine_info(bench)

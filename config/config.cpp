@@ -701,7 +701,7 @@ void Loader::load_access_log(const Scope& access_log) {
 }
 
 void Loader::load_listener(const Scope& listener) {
-  check_keys(listener, {"address", "tls", "redirect_to_https", "acme_webroot"});
+  check_keys(listener, {"address", "tls", "redirect_to_https", "acme_webroot", "h2c"});
   Listener loaded;
   bool has_address = false;
   if (const toml::node* node = required(listener, "address")) {
@@ -725,12 +725,18 @@ void Loader::load_listener(const Scope& listener) {
     warning(webroot->source(),
             listener.path("acme_webroot") + ": ignored without redirect_to_https = true");
   }
+  const toml::node* h2c = read_bool(listener, "h2c", loaded.h2c);
+  if (h2c && loaded.h2c && listener.table.contains("tls")) {
+    error(h2c->source(), listener.path("h2c") +
+                             ": only for plain listeners (TLS listeners offer h2 through ALPN: "
+                             "[listener.tls] http2)");
+  }
   if (has_address) config_.listeners.push_back(std::move(loaded));
 }
 
 ListenerTls Loader::load_tls(const Scope& scope) {
-  check_keys(scope,
-             {"certificates", "min_version", "ciphers", "handshake_timeout", "hsts", "ocsp_file"});
+  check_keys(scope, {"certificates", "min_version", "ciphers", "handshake_timeout", "hsts",
+                     "ocsp_file", "http2"});
   ListenerTls tls;
   if (const toml::node* node = required(scope, "certificates")) {
     load_certificates(*node, scope.path("certificates"), tls.certificates);
@@ -750,6 +756,7 @@ ListenerTls Loader::load_tls(const Scope& scope) {
   Duration hsts{};
   if (read_duration(scope, "hsts", hsts)) tls.hsts_max_age = hsts;
   read_string(scope, "ocsp_file", tls.ocsp_file);
+  read_bool(scope, "http2", tls.http2);
   return tls;
 }
 

@@ -72,6 +72,7 @@ struct ListenerTls {
   Duration handshake_timeout = std::chrono::seconds(10);
   std::optional<Duration> hsts_max_age;  // set = send Strict-Transport-Security
   std::string ocsp_file;                 // DER OCSP response to staple; "" = off
+  bool http2 = true;                     // ALPN offers h2 (preferred) and http/1.1
 };
 
 struct Listener {
@@ -81,6 +82,9 @@ struct Listener {
   // /.well-known/acme-challenge/ which is served from acme_webroot when set.
   bool redirect_to_https = false;
   std::string acme_webroot;
+  // Plain listeners only: a connection opening with the HTTP/2 preface speaks h2c (prior
+  // knowledge), for use behind another TLS terminator. No Upgrade: h2c.
+  bool h2c = false;
 };
 
 struct Admin {

@@ -65,6 +65,7 @@ struct Totals {
   std::uint64_t accepted = 0;
   std::uint64_t open = 0;
   std::map<std::string, StatusClasses> requests;
+  std::array<std::uint64_t, 2> by_protocol{};  // HTTP/1.x, HTTP/2
   std::map<HostKey, HostTotals> hosts;
 };
 
@@ -74,6 +75,9 @@ Totals sum_workers(const std::vector<WorkerStatsPtr>& workers) {
     if (!worker) continue;
     totals.accepted += worker->connections_accepted;
     totals.open += worker->connections_open;
+    for (std::size_t i = 0; i < totals.by_protocol.size(); ++i) {
+      totals.by_protocol[i] += worker->requests_by_protocol[i];
+    }
     for (const auto& [route, classes] : worker->requests) {
       auto& sum = totals.requests[route];
       for (std::size_t i = 0; i < classes.counts.size(); ++i) sum.counts[i] += classes.counts[i];
@@ -109,6 +113,10 @@ void render_traffic(std::string& out, const Totals& totals) {
                       static_cast<double>(classes.counts[i]));
     }
   }
+  Family by_protocol(out, "gatehouse_requests_by_protocol_total", "counter",
+                     "Responses sent to clients, by the client's protocol.");
+  by_protocol.sample({{"protocol", "http/1.1"}}, static_cast<double>(totals.by_protocol[0]));
+  by_protocol.sample({{"protocol", "h2"}}, static_cast<double>(totals.by_protocol[1]));
   Family accepted(out, "gatehouse_connections_accepted_total", "counter",
                   "Client connections accepted.");
   accepted.sample(static_cast<double>(totals.accepted));

@@ -38,6 +38,8 @@ struct WorkerStats {
   // By route label ("example.com/api/", "/socket.io/"); kUnrouted for answers given
   // before a route was chosen (malformed requests, timeouts, no matching route).
   std::map<std::string, StatusClasses> requests;
+  // Responses by client protocol: [0] HTTP/1.x, [1] HTTP/2.
+  std::array<std::uint64_t, 2> requests_by_protocol{};
   std::vector<HostGauge> hosts;  // filled in when published
 
   static constexpr const char* kUnrouted = "-";

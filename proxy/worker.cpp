@@ -4,7 +4,8 @@
 
 #include "core/clock.hpp"
 #include "core/log.hpp"
-#include "proxy/session.hpp"
+#include "proxy/h1_connection.hpp"
+#include "proxy/h2_connection.hpp"
 
 namespace gh::proxy {
 namespace {
@@ -62,9 +63,9 @@ void Worker::drain() {
   posts_.post([this] {
     draining_ = true;
     stop_listening();
-    std::vector<Session*> all;
-    for (auto& [ptr, owned] : sessions_) all.push_back(ptr);
-    for (Session* s : all) s->drain();
+    std::vector<ClientConnection*> all;
+    for (auto& [ptr, owned] : connections_) all.push_back(ptr);
+    for (ClientConnection* c : all) c->drain();
     maybe_stop();
   });
 }
@@ -73,9 +74,9 @@ void Worker::force_close() {
   posts_.post([this] {
     draining_ = true;
     stop_listening();
-    std::vector<Session*> all;
-    for (auto& [ptr, owned] : sessions_) all.push_back(ptr);
-    for (Session* s : all) s->close();
+    std::vector<ClientConnection*> all;
+    for (auto& [ptr, owned] : connections_) all.push_back(ptr);
+    for (ClientConnection* c : all) c->close();
     maybe_stop();
   });
 }
@@ -136,15 +137,24 @@ void Worker::on_connection(uv_stream_t* listener, int status) {
     return;
   }
   ++self->stats_.connections_accepted;
-  auto session = std::make_unique<Session>(*self, self->snapshot_);
-  Session* raw = session.get();
-  self->sessions_.emplace(raw, std::move(session));
-  bool over_limit = self->sessions_.size() > self->snapshot_->config->server.max_connections;
+  auto connection = std::make_unique<H1Connection>(*self, self->snapshot_);
+  H1Connection* raw = connection.get();
+  self->connections_.emplace(raw, std::move(connection));
+  bool over_limit = self->connections_.size() > self->snapshot_->config->server.max_connections;
   raw->start(listener, listening->index, over_limit);
 }
 
-void Worker::forget(Session* session) {
-  sessions_.erase(session);
+void Worker::start_http2(std::unique_ptr<tls::Transport> transport, std::size_t listener_index,
+                         std::string_view received) {
+  auto connection = std::make_unique<H2Connection>(*this, listener_index);
+  H2Connection* raw = connection.get();
+  connections_.emplace(raw, std::move(connection));
+  raw->start(std::move(transport), received);
+  if (draining_) raw->drain();
+}
+
+void Worker::forget(ClientConnection* connection) {
+  connections_.erase(connection);
   maybe_stop();
 }
 
@@ -178,7 +188,7 @@ void Worker::on_tick() {
 
 void Worker::publish_stats() {
   auto copy = std::make_shared<WorkerStats>(stats_);
-  copy->connections_open = sessions_.size();
+  copy->connections_open = connections_.size();
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     for (const HostState* host : groups_[g].hosts) {
       copy->hosts.push_back({snapshot_->groups[g]->group, host->label, host->active,
@@ -209,7 +219,7 @@ void Worker::close_idle_upstreams(bool all) {
 }
 
 void Worker::maybe_stop() {
-  if (!draining_ || stopping_ || !sessions_.empty()) return;
+  if (!draining_ || stopping_ || !connections_.empty()) return;
   stopping_ = true;
   close_idle_upstreams(true);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);

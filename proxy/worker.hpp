@@ -1,8 +1,8 @@
 // Worker: one thread, one uv_loop_t, its own SO_REUSEPORT listening sockets. Every
-// downstream connection (Session) and upstream connection (UpstreamConn) lives and dies
-// on the worker that accepted or opened it; the worker's registries own them and free
-// them from their last uv_close callback. Other threads talk to a worker only through
-// post(): new snapshots, drain, forced close.
+// downstream connection (ClientConnection: HTTP/1.1 or HTTP/2) and upstream connection
+// (UpstreamConn) lives and dies on the worker that accepted or opened it; the worker's registries
+// own them and free them from their last uv_close callback. Other threads talk to a worker only
+// through post(): new snapshots, drain, forced close.
 #pragma once
 
 #include <uv.h>
@@ -25,10 +25,11 @@
 #include "proxy/snapshot.hpp"
 #include "proxy/stats.hpp"
 #include "proxy/upstream.hpp"
+#include "tls/transport.hpp"
 
 namespace gh::proxy {
 
-class Session;
+class ClientConnection;
 
 struct WorkerHooks {
   std::function<void(std::string&& lines)> write_access_log;  // called from the worker thread
@@ -70,7 +71,12 @@ class Worker {
   GroupState& group(std::size_t index) { return groups_[index]; }
   HostState& host_state(const std::string& label);
   UpstreamConn& open_upstream(HostState& host);
-  void forget(Session* session);
+  // A TLS connection that negotiated h2 (or an h2c preface): HTTP/2 from here on, with
+  // the bytes already read.
+  void start_http2(std::unique_ptr<tls::Transport> transport, std::size_t listener_index,
+                   std::string_view received);
+  void forget(ClientConnection* connection);
+  void count_protocol(bool http2) { ++stats_.requests_by_protocol[http2 ? 1 : 0]; }
   void forget(UpstreamConn* conn);
   void access_log(std::string_view line);
   // Where a response of route `index` (of the current snapshot) is counted.
@@ -105,7 +111,7 @@ class Worker {
   };
   std::vector<std::unique_ptr<Listening>> listeners_;
   BufferPool buffers_;
-  std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
+  std::unordered_map<ClientConnection*, std::unique_ptr<ClientConnection>> connections_;
   std::unordered_map<UpstreamConn*, std::unique_ptr<UpstreamConn>> upstream_conns_;
   std::unordered_map<std::string, std::unique_ptr<HostState>> host_states_;
   std::vector<GroupState> groups_;

@@ -5,12 +5,12 @@ set -euo pipefail
 # What the binary is built from (deploy/Dockerfile's build stage installs the same).
 build_packages=(
   build-essential cmake pkg-config ca-certificates
-  libuv1-dev libssl-dev libpq-dev libtomlplusplus-dev libexpected-dev node-llhttp
+  libuv1-dev libssl-dev libpq-dev libtomlplusplus-dev libexpected-dev node-llhttp libnghttp2-dev
 )
 # What the tests run against: real peers, clients and the container engine.
 test_packages=(
   clang-format libgtest-dev python3 python3-yaml curl openssl postgresql redis-server
-  podman runc slirp4netns uidmap wrk
+  podman runc slirp4netns uidmap wrk python3-h2 nghttp2-client
 )
 packages=("${build_packages[@]}" "${test_packages[@]}")
 [ "${GATEHOUSE_BENCH:-0}" = 1 ] && packages+=(nginx-light haproxy)
@@ -22,6 +22,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# HTTP/2: the runtime library must carry CVE-2026-27135's fix (1.52.0-1+deb12u3); an
+# older one already installed is upgraded (apt skips installed packages above).
+nghttp2_min=1.52.0-1+deb12u3
+nghttp2_have=$(dpkg-query -W -f='${Version}' libnghttp2-14 2>/dev/null || echo 0)
+if dpkg --compare-versions "$nghttp2_have" lt "$nghttp2_min"; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends --only-upgrade libnghttp2-14 libnghttp2-dev
+  nghttp2_have=$(dpkg-query -W -f='${Version}' libnghttp2-14)
+  if dpkg --compare-versions "$nghttp2_have" lt "$nghttp2_min"; then
+    echo "setup: libnghttp2-14 $nghttp2_have is older than $nghttp2_min (CVE-2026-27135)" >&2
+    exit 1
+  fi
 fi
 
 # Node.js and the npm packages of the WebSocket/Socket.IO tests (real replicas and clients).

@@ -39,6 +39,8 @@ constexpr const char* kIntermediateCiphers =
 constexpr const char* kGroups = "X25519:prime256v1:secp384r1";
 constexpr unsigned char kSessionIdContext[] = {'g', 'a', 't', 'e', 'h', 'o', 'u', 's', 'e'};
 constexpr unsigned char kAlpnHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+// Server preference when HTTP/2 is on: h2 first (RFC 9113 §3.2).
+constexpr unsigned char kAlpnH2Http11[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
 constexpr std::size_t kMaxFileSize = 1024 * 1024;
 
 struct FileCloser {
@@ -253,12 +255,15 @@ Result<void> check_ocsp_entry(const std::string& path, OCSP_SINGLERESP* single) 
 
 // ---- SSL_CTX settings -------------------------------------------------------------
 
+// `http2` (the callback's argument) is non-null when the listener offers h2.
 int select_alpn(SSL*, const unsigned char** out, unsigned char* out_length,
-                const unsigned char* offered, unsigned int offered_length, void*) {
+                const unsigned char* offered, unsigned int offered_length, void* http2) {
   unsigned char* chosen = nullptr;
   unsigned char chosen_length = 0;
-  if (SSL_select_next_proto(&chosen, &chosen_length, kAlpnHttp11, sizeof kAlpnHttp11, offered,
-                            offered_length) != OPENSSL_NPN_NEGOTIATED) {
+  const unsigned char* ours = http2 ? kAlpnH2Http11 : kAlpnHttp11;
+  const unsigned ours_length = http2 ? sizeof kAlpnH2Http11 : sizeof kAlpnHttp11;
+  if (SSL_select_next_proto(&chosen, &chosen_length, ours, ours_length, offered, offered_length) !=
+      OPENSSL_NPN_NEGOTIATED) {
     return SSL_TLSEXT_ERR_ALERT_FATAL;  // RFC 7301: no_application_protocol
   }
   *out = chosen;
@@ -373,7 +378,8 @@ Result<SslCtxPtr> new_server_ctx(const config::ListenerTls& tls, const TicketKey
       SSL_CTX_set_tlsext_ticket_key_evp_cb(c, on_ticket_key) != 1) {
     return fail("cannot install TLS ticket keys: " + take_openssl_error());
   }
-  SSL_CTX_set_alpn_select_cb(c, select_alpn, nullptr);
+  static int http2_on = 1;
+  SSL_CTX_set_alpn_select_cb(c, select_alpn, tls.http2 ? &http2_on : nullptr);
   return ctx;
 }
 

@@ -13,7 +13,7 @@ namespace {
 
 class PlainTransport final : public Transport, private Deferred {
  public:
-  PlainTransport(uv_loop_t* loop, Events& events) : events_(events) {
+  PlainTransport(uv_loop_t* loop, Events& events) : events_(&events) {
     uv_tcp_init(loop, &tcp_);
     tcp_.data = this;
   }
@@ -63,46 +63,47 @@ class PlainTransport final : public Transport, private Deferred {
     if (uv_is_closing(handle())) return;
     if (DeferQueue* queue = DeferQueue::of(tcp_.loop)) queue->cancel(*this);
     uv_close(handle(),
-             [](uv_handle_t* h) { static_cast<PlainTransport*>(h->data)->events_.on_closed(); });
+             [](uv_handle_t* h) { static_cast<PlainTransport*>(h->data)->events_->on_closed(); });
   }
 
   bool secure() const override { return false; }
 
   std::string peer_ip() const override { return peer_ip_of(tcp_); }
+  void set_events(Events& events) override { events_ = &events; }
 
  private:
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
   uv_handle_t* handle() { return reinterpret_cast<uv_handle_t*>(&tcp_); }
 
   static void on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
-    *buf = static_cast<PlainTransport*>(h->data)->events_.read_buffer();
+    *buf = static_cast<PlainTransport*>(h->data)->events_->read_buffer();
   }
 
   static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
     auto* self = static_cast<PlainTransport*>(s->data);
     if (n > 0) {
-      self->events_.on_read(static_cast<std::size_t>(n));
+      self->events_->on_read(static_cast<std::size_t>(n));
     } else if (n < 0) {
-      self->events_.on_read_end(static_cast<int>(n));
+      self->events_->on_read_end(static_cast<int>(n));
     }
   }
 
   void run_deferred() override {
-    if (connect_error_ == 0) return events_.on_write_done(0);
-    events_.on_connected(std::exchange(connect_error_, 0));
+    if (connect_error_ == 0) return events_->on_write_done(0);
+    events_->on_connected(std::exchange(connect_error_, 0));
   }
 
   static void on_connect(uv_connect_t* req, int status) {
     auto* self = static_cast<PlainTransport*>(req->data);
     if (status == UV_ECANCELED) return;  // close() during the connect
-    self->events_.on_connected(status);
+    self->events_->on_connected(status);
   }
 
   static void on_write(uv_write_t* req, int status) {
-    static_cast<PlainTransport*>(req->data)->events_.on_write_done(status);
+    static_cast<PlainTransport*>(req->data)->events_->on_write_done(status);
   }
 
-  Events& events_;
+  Events* events_;
   uv_tcp_t tcp_{};
   uv_write_t write_req_{};
   uv_shutdown_t shutdown_req_{};

@@ -64,7 +64,7 @@ class TlsTransport final : public Transport {
   // ClientContext); `label` names the peer in logs ("" = its IP).
   TlsTransport(uv_loop_t* loop, Events& events, std::shared_ptr<const void> context, SslPtr ssl,
                std::string label = {})
-      : events_(events),
+      : events_(&events),
         context_(std::move(context)),
         ssl_(std::move(ssl)),
         label_(std::move(label)) {
@@ -85,6 +85,13 @@ class TlsTransport final : public Transport {
   void close() override;
   bool secure() const override { return true; }
   std::string peer_ip() const override;
+  void set_events(Events& events) override { events_ = &events; }
+  std::string_view alpn() const override {
+    const unsigned char* protocol = nullptr;
+    unsigned length = 0;
+    SSL_get0_alpn_selected(ssl_.get(), &protocol, &length);
+    return {reinterpret_cast<const char*>(protocol), length};
+  }
 
   // BIO side: OpenSSL reading ciphertext (0 = none left) and writing ciphertext.
   std::size_t take_ciphertext(char* out, std::size_t size);
@@ -130,7 +137,7 @@ class TlsTransport final : public Transport {
   static void on_tcp_connected(uv_connect_t* req, int status);
   static void on_connect_refused(uv_timer_t* timer);
 
-  Events& events_;
+  Events* events_;
   std::shared_ptr<const void> context_;
   SslPtr ssl_;
   std::string label_;
@@ -285,7 +292,7 @@ void TlsTransport::advance_handshake() {
     }
     if (connecting_) {
       connecting_ = false;
-      events_.on_connected(0);
+      events_->on_connected(0);
     }
     return;
   }
@@ -298,7 +305,7 @@ void TlsTransport::advance_handshake() {
 // (len 0) pauses delivery until the owner's next start_reading().
 void TlsTransport::deliver_plaintext() {
   while (owner_reading_ && !read_ended_ && has_input()) {
-    uv_buf_t room = events_.read_buffer();
+    uv_buf_t room = events_->read_buffer();
     if (closing_) return;
     if (room.len == 0) {
       owner_reading_ = false;
@@ -308,7 +315,7 @@ void TlsTransport::deliver_plaintext() {
     ERR_clear_error();
     const int rc = SSL_read_ex(ssl_.get(), room.base, room.len, &got);
     if (rc == 1) {
-      events_.on_read(got);
+      events_->on_read(got);
       if (closing_ || error_) return;
       continue;
     }
@@ -326,7 +333,7 @@ void TlsTransport::continue_owner_write() {
   if (plaintext_left() || ciphertext_writing_ || !out_pending_.empty()) return;
   owner_writing_ = false;
   plain_.clear();
-  events_.on_write_done(0);
+  events_->on_write_done(0);
 }
 
 // SSL_write()s the owner's plaintext, one record of up to 16 KiB at a time, until
@@ -466,7 +473,7 @@ void TlsTransport::end_reads(int status) {
   read_ended_ = true;
   in_begin_ = in_end_;  // anything after close_notify or an error is ignored
   update_network_reads();
-  events_.on_read_end(status);
+  events_->on_read_end(status);
 }
 
 // A fatal error: OpenSSL's alert (if any) goes out, reads end with `status`, and a
@@ -480,12 +487,12 @@ void TlsTransport::fail(int status) {
   plain_index_ = plain_offset_ = 0;
   if (connecting_) {
     connecting_ = false;
-    return events_.on_connected(status == UV_EOF ? UV_ECONNRESET : status);
+    return events_->on_connected(status == UV_EOF ? UV_ECONNRESET : status);
   }
   if (!read_ended_) end_reads(status);
   if (closing_ || !owner_writing_) return;
   owner_writing_ = false;
-  events_.on_write_done(status == UV_EOF ? UV_EPIPE : status);
+  events_->on_write_done(status == UV_EOF ? UV_EPIPE : status);
 }
 
 void TlsTransport::fail_tls(int ssl_error, const char* what) {
@@ -562,13 +569,13 @@ void TlsTransport::on_tcp_connected(uv_connect_t* req, int status) {
   if (status == 0 && self->start_tls()) return self->pump();  // sends the ClientHello
   self->connecting_ = false;
   self->error_ = status < 0 ? status : self->error_;
-  self->events_.on_connected(self->error_);
+  self->events_->on_connected(self->error_);
 }
 
 void TlsTransport::on_connect_refused(uv_timer_t* timer) {
   auto* self = static_cast<TlsTransport*>(timer->data);
   self->connecting_ = false;
-  self->events_.on_connected(self->error_);
+  self->events_->on_connected(self->error_);
 }
 
 void TlsTransport::on_deferred_pump(uv_timer_t* timer) {
@@ -579,7 +586,7 @@ void TlsTransport::on_handle_closed(uv_handle_t* handle) {
   auto* self = static_cast<TlsTransport*>(handle->data);
   if (--self->open_handles_ > 0) return;
   self->release_input();
-  self->events_.on_closed();  // may destroy *self
+  self->events_->on_closed();  // may destroy *self
 }
 
 // ---- the BIO -----------------------------------------------------------------------

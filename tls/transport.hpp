@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace gh::tls {
 
@@ -50,6 +51,11 @@ class Transport {
   virtual bool secure() const = 0;
   // The peer's address as text ("127.0.0.1"), empty if unknown.
   virtual std::string peer_ip() const = 0;
+  // Hands the connection to another owner (HTTP/1.1 -> HTTP/2 after ALPN): every later
+  // callback goes to `events`, from the next one on, even within the current callback.
+  virtual void set_events(Events& events) = 0;
+  // The protocol ALPN selected ("h2", "http/1.1"); empty for plain TCP or none.
+  virtual std::string_view alpn() const { return {}; }
 };
 
 // The peer address of a connected TCP handle as text ("127.0.0.1", "::1"); empty if

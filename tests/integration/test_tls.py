@@ -281,7 +281,13 @@ class TlsListenerTest(GatehouseTestCase):
 
     def test_tls_1_2_and_1_3_accepted_with_alpn_http11(self):
         for flag, name in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
-            for alpn in ("http/1.1", "h2,http/1.1"):
+            with self.subTest(version=name, alpn="h2,http/1.1"):
+                # HTTP/2 is on by default: h2 is preferred when offered.
+                result = s_client(self.port, flag, "-alpn", "h2,http/1.1", "-CAfile",
+                                  CERTS["ca"].cert, "-verify_return_error")
+                out = result.stdout.decode(errors="replace")
+                self.assertIn("ALPN protocol: h2", out)
+            for alpn in ("http/1.1",):
                 with self.subTest(version=name, alpn=alpn):
                     result = s_client(self.port, flag, "-alpn", alpn, "-CAfile",
                                       CERTS["ca"].cert, "-verify_return_error",
@@ -337,7 +343,8 @@ class TlsListenerTest(GatehouseTestCase):
     # -- bodies over HTTPS (curl) ---------------------------------------------------
 
     def curl(self, name: str, path: str, *args: str, port: int | None = None):
-        """curl over HTTPS to name:port resolved to loopback, verified with the test CA.
+        """curl over HTTPS/1.1 (these tests are about the HTTP/1.1 path; test_http2 covers
+        h2) to name:port resolved to loopback, verified with the test CA.
         Returns (status, headers text, body path)."""
         port = port or self.port
         tmp = tempfile.mkdtemp(prefix="gatehouse-curl-")
@@ -346,7 +353,7 @@ class TlsListenerTest(GatehouseTestCase):
         result = subprocess.run(
             [CURL, "-sS", "--max-time", "30", "--resolve", f"{name}:{port}:{LOCALHOST}",
              "--cacert", CERTS["ca"].cert, "-o", body, "-D", headers,
-             "-w", "%{http_code} %{http_version} %{ssl_verify_result}", *args,
+             "--http1.1", "-w", "%{http_code} %{http_version} %{ssl_verify_result}", *args,
              f"https://{name}:{port}{path}"], capture_output=True, text=True, timeout=40)
         self.assertEqual(result.returncode, 0, f"curl failed: {result.stderr}")
         code, http_version, verify = result.stdout.split()

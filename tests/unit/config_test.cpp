@@ -708,6 +708,30 @@ TEST(ConfigListener, RedirectIsNotAllowedOnATlsListener) {
   EXPECT_TRUE(explicit_false.config->listeners[1].tls.has_value());
 }
 
+TEST(ConfigListener, Http2IsOnForTlsAndH2cIsOptInForPlain) {
+  LoadResult defaults = load(tls_listener(""));
+  ASSERT_TRUE(defaults.config.has_value()) << joined(defaults.errors);
+  EXPECT_TRUE(defaults.config->listeners[1].tls->http2);
+  EXPECT_FALSE(defaults.config->listeners[0].h2c);
+
+  LoadResult off = load(tls_listener("http2 = false\n"));
+  ASSERT_TRUE(off.config.has_value()) << joined(off.errors);
+  EXPECT_FALSE(off.config->listeners[1].tls->http2);
+
+  LoadResult h2c = load_with("[[listener]]\naddress = \"0.0.0.0:8081\"\nh2c = true\n");
+  ASSERT_TRUE(h2c.config.has_value()) << joined(h2c.errors);
+  EXPECT_TRUE(h2c.config->listeners[1].h2c);
+}
+
+TEST(ConfigListener, H2cIsOnlyForPlainListeners) {
+  EXPECT_EQ(only_error(with("[[listener]]\naddress = \"0.0.0.0:8443\"\nh2c = true\n"
+                            "[listener.tls]\ncertificates = [ { cert = \"c\", key = \"k\" } ]\n")),
+            "test.toml:10:7: listener.h2c: only for plain listeners (TLS listeners offer h2 "
+            "through ALPN: [listener.tls] http2)");
+  EXPECT_EQ(only_error(tls_listener("http2 = \"yes\"\n")),
+            "test.toml:12:9: listener.tls.http2: expected true or false");
+}
+
 TEST(ConfigListener, BadRedirectValues) {
   EXPECT_EQ(
       only_error(with("[[listener]]\naddress = \"0.0.0.0:80\"\nredirect_to_https = \"yes\"\n")),

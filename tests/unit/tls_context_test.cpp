@@ -513,18 +513,35 @@ TEST_F(TlsContextTest, ConfiguredCiphersReplaceTheDefaults) {
   EXPECT_FALSE(handshake(*context, options).ok);
 }
 
-TEST_F(TlsContextTest, AlpnSelectsHttp11) {
-  auto context = build(sites());
+TEST_F(TlsContextTest, AlpnPrefersH2AndFallsBackToHttp11) {
+  auto context = build(sites());  // [listener.tls] http2 defaults to true
+  ASSERT_TRUE(context);
+  ClientOptions options;
+  options.alpn = std::string("\x02h2\x08http/1.1", 12);
+  Handshake h = handshake(*context, options);
+  ASSERT_TRUE(h.ok) << h.server_error << h.client_error;
+  EXPECT_EQ(h.alpn(), "h2");
+
+  options.alpn = std::string("\x08http/1.1", 9);  // a WebSocket or HTTP/1.1-only client
+  Handshake h1 = handshake(*context, options);
+  ASSERT_TRUE(h1.ok) << h1.server_error << h1.client_error;
+  EXPECT_EQ(h1.alpn(), "http/1.1");
+
+  Handshake without = handshake(*context);  // no ALPN offered: fine, none selected
+  ASSERT_TRUE(without.ok);
+  EXPECT_EQ(without.alpn(), "");
+}
+
+TEST_F(TlsContextTest, AlpnSelectsHttp11WhenHttp2IsOff) {
+  config::ListenerTls tls = sites();
+  tls.http2 = false;
+  auto context = build(tls);
   ASSERT_TRUE(context);
   ClientOptions options;
   options.alpn = std::string("\x02h2\x08http/1.1", 12);
   Handshake h = handshake(*context, options);
   ASSERT_TRUE(h.ok) << h.server_error << h.client_error;
   EXPECT_EQ(h.alpn(), "http/1.1");
-
-  Handshake without = handshake(*context);  // no ALPN offered: fine, none selected
-  ASSERT_TRUE(without.ok);
-  EXPECT_EQ(without.alpn(), "");
 
   options.alpn = std::string("\x02h2", 3);  // nothing we speak: no_application_protocol
   EXPECT_FALSE(handshake(*context, options).ok);

@@ -1,0 +1,445 @@
+#include "proxy/h2_stream.hpp"
+
+#include <array>
+#include <cstring>
+
+#include "proxy/h2_connection.hpp"
+#include "proxy/rewrite.hpp"
+#include "proxy/worker.hpp"
+
+namespace gh::proxy {
+namespace {
+
+constexpr std::size_t kStreamWindow = 65535;
+
+std::string_view view_of(nghttp2_rcbuf* buf) {
+  const nghttp2_vec vec = nghttp2_rcbuf_get_buf(buf);
+  return {reinterpret_cast<const char*>(vec.base), vec.len};
+}
+
+nghttp2_nv make_nv(std::string_view name, std::string_view value) {
+  return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+          reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
+          value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+ssize_t read_response_callback(nghttp2_session*, std::int32_t, std::uint8_t* buf,
+                               std::size_t length, std::uint32_t* flags,
+                               nghttp2_data_source* source, void*) {
+  return static_cast<H2Stream*>(source->ptr)->read_response(buf, length, flags);
+}
+
+// RFC 9113 §8.3.1: origin-form (or "*" for OPTIONS); nghttp2 already refused controls
+// and spaces. A fragment never belongs in a request target.
+bool valid_path(std::string_view path, std::string_view method) {
+  if (path == "*") return method == "OPTIONS";
+  if (path.empty() || path.front() != '/') return false;
+  for (unsigned char c : path) {
+    if (c <= 0x20 || c == 0x7f || c == '#') return false;
+  }
+  return true;
+}
+
+// ":status" digits; statuses are 100..599 (analyze_response and our own answers).
+std::array<char, 3> status_digits(int status) {
+  return {static_cast<char>('0' + status / 100 % 10), static_cast<char>('0' + status / 10 % 10),
+          static_cast<char>('0' + status % 10)};
+}
+
+bool method_has_body(std::string_view method) {
+  return method == "POST" || method == "PUT" || method == "PATCH";
+}
+
+}  // namespace
+
+H2Stream::H2Stream(H2Connection& connection, std::int32_t id) : connection_(connection), id_(id) {}
+
+H2Stream::~H2Stream() {
+  release_headers();
+}
+
+// ---- request, recorded from nghttp2's callbacks ---------------------------------------
+
+int H2Stream::on_header(nghttp2_rcbuf* name_buf, nghttp2_rcbuf* value_buf, bool trailer) {
+  const std::string_view name = view_of(name_buf);
+  const std::string_view value = view_of(value_buf);
+  const config::Limits& limits = connection_.worker().snapshot()->config->limits;
+  // The decoded list counts (an HPACK bomb is small on the wire), as HTTP/1.1 head bytes.
+  header_bytes_ += name.size() + value.size() + 4;
+  if (trailer) {
+    // Trailers are not forwarded (the upstream body is re-framed); only bounded.
+    return header_bytes_ > limits.header_bytes ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
+  }
+  if (head_error_ != 0) return 0;  // refused already: keep nothing more
+  if (header_bytes_ > limits.header_bytes ||
+      fields_.size() + cookies_.size() >= limits.header_count) {
+    head_error_ = 431;
+    return 0;
+  }
+  if (name.starts_with(':')) {
+    if (name == ":method") {
+      method_ = value;
+    } else if (name == ":scheme") {
+      scheme_ = value;
+    } else if (name == ":authority") {
+      authority_ = value;
+    } else if (name == ":path") {
+      path_ = value;
+    } else {
+      head_error_ = 400;  // :protocol and the like (nghttp2 refuses them first)
+      return 0;
+    }
+  } else if (name == "cookie") {
+    cookies_.push_back(value);
+  } else {
+    fields_.push_back({name, value});
+  }
+  nghttp2_rcbuf_incref(name_buf);
+  nghttp2_rcbuf_incref(value_buf);
+  held_.push_back(name_buf);
+  held_.push_back(value_buf);
+  return 0;
+}
+
+void H2Stream::on_headers_end(bool end_stream) {
+  headers_done_ = true;
+  headers_end_stream_ = request_ended_ = end_stream;
+}
+
+void H2Stream::on_data(const std::uint8_t* data, std::size_t length) {
+  const bool forwarding = !started_ || (exchange_ && exchange_->active() && !response_complete_);
+  if (!forwarding || body_overflow_ || head_error_ != 0) {
+    discarded_ += length;
+    return;
+  }
+  if (body_.capacity() < kStreamWindow) body_.reserve(kStreamWindow);
+  if (body_.size() + length > body_.capacity()) {
+    body_overflow_ = true;  // more than the window we gave: never moves the bytes in flight
+    discarded_ += length;
+    return;
+  }
+  body_.append(reinterpret_cast<const char*>(data), length);
+}
+
+void H2Stream::on_request_end() {
+  request_ended_ = true;
+}
+
+void H2Stream::on_closed(std::uint32_t) {
+  closed_ = true;
+}
+
+// ---- acting, outside nghttp2 ----------------------------------------------------------
+
+bool H2Stream::advance() {
+  if (closed_) {
+    if (exchange_ && exchange_->active()) {
+      if (eof_sent_) {
+        exchange_->finish();
+      } else {
+        exchange_->abort();  // reset mid-exchange: that upstream connection is never reused
+      }
+    }
+    consume(body_.size() + discarded_);  // the connection window of what never went on
+    body_.clear();
+    discarded_ = 0;
+    return true;
+  }
+  if (body_overflow_) {
+    body_overflow_ = false;
+    reset(NGHTTP2_FLOW_CONTROL_ERROR);
+    return false;
+  }
+  if (headers_done_ && !started_) start_exchange();
+  if (exchange_ && !exchange_->active() && in_flight_ == 0 && !body_.empty()) {
+    discarded_ += body_.size();  // the exchange ended: the rest of the body is not wanted
+    body_.clear();
+  }
+  if (discarded_ > 0) {
+    consume(discarded_);
+    discarded_ = 0;
+  }
+  if (exchange_ && exchange_->active()) push_request_body();
+  if (views_drained_) {
+    views_drained_ = holding_views_ = false;
+    if (exchange_) exchange_->response_consumed();  // the next batch, maybe at once
+  }
+  if (eof_sent_ && exchange_ && exchange_->active()) {
+    exchange_->finish();
+    // Answered before the request ended: the client may stop sending (RFC 9113 §8.1).
+    if (!request_ended_) reset(NGHTTP2_NO_ERROR);
+  }
+  return false;
+}
+
+void H2Stream::start_exchange() {
+  started_ = true;
+  exchange_.emplace(connection_.worker(), static_cast<Exchange::Driver&>(*this),
+                    connection_.client());
+  const int status = head_error_ != 0 ? head_error_ : build_request_head();
+  if (status != 0) {
+    release_headers();
+    const char* reason = status == 431   ? "request header too large"
+                         : status == 414 ? "request target too long"
+                         : status == 405 ? "CONNECT is not supported"
+                                         : "malformed request";
+    return respond_local(status, reason);
+  }
+  const bool complete = headers_end_stream_;
+  request_end_sent_ = complete;
+  exchange_->start(head_, info_, ClientProtocol::http2, complete);
+  release_headers();  // the exchange copied what it needs
+}
+
+int H2Stream::build_request_head() {
+  const config::Config& config = *connection_.worker().snapshot()->config;
+  head_request_ = method_ == "HEAD";
+  if (method_ == "CONNECT") return 405;
+  if (scheme_ != "http" && scheme_ != "https") return 400;
+  if (path_.size() > config.limits.request_line) return 414;
+  if (!valid_path(path_, method_)) return 400;
+  // Host is :authority, replacing any host field (RFC 9113 §8.3.1); else the host field.
+  std::string_view host = authority_;
+  head_.headers.clear();
+  for (const http::Header& field : fields_) {
+    if (field.name == "host") {
+      if (host.empty()) host = field.value;
+      continue;
+    }
+    head_.headers.push_back(field);
+  }
+  if (host.empty()) return 400;
+  head_.headers.push_back({"host", host});
+  if (!cookies_.empty()) {
+    for (std::string_view crumb : cookies_) {
+      if (!cookie_.empty()) cookie_.append("; ");
+      cookie_.append(crumb);
+    }
+    head_.headers.push_back({"cookie", cookie_});
+  }
+  head_.method = method_;
+  head_.target = path_;
+  head_.version_minor = 1;
+  http::HeadError error;
+  info_ = {};
+  if (!http::analyze_request(head_, info_, error)) return error.status;
+  if (headers_end_stream_) {
+    if (info_.framing == http::BodyFraming::content_length && info_.content_length > 0) return 400;
+    if (method_has_body(method_)) info_.framing = http::BodyFraming::content_length;
+  } else if (info_.framing != http::BodyFraming::content_length) {
+    if (request_ended_) {
+      // The whole body is already here: its length is known, no chunking needed.
+      info_.framing = http::BodyFraming::content_length;
+      info_.content_length = body_.size();
+    } else {
+      info_.framing = http::BodyFraming::chunked;
+    }
+  }
+  return 0;
+}
+
+void H2Stream::push_request_body() {
+  if (!exchange_->request_writable() || in_flight_ > 0) return;
+  if (!body_.empty()) {
+    exchange_->add_request_body(body_.data(), body_.size());
+    in_flight_ = body_.size();
+    const std::size_t limit = connection_.worker().snapshot()->config->limits.body;
+    if (limit && exchange_->request_body_bytes() > limit) {
+      return on_exchange_failed(413, "request body too large");
+    }
+  }
+  if (request_ended_ && !request_end_sent_) {
+    request_end_sent_ = true;
+    exchange_->end_request_body();
+  }
+  exchange_->flush_request_body();
+}
+
+void H2Stream::on_request_writable() {
+  if (in_flight_ > 0) {
+    body_.erase(0, in_flight_);  // capacity stays: later appends never move
+    consume(in_flight_);         // the client may send that much more
+    in_flight_ = 0;
+    connection_.want_send();
+  }
+  if (exchange_ && exchange_->active()) push_request_body();
+}
+
+void H2Stream::consume(std::size_t bytes) {
+  if (bytes == 0) return;
+  nghttp2_session_consume(connection_.session(), id_, bytes);
+}
+
+void H2Stream::release_headers() {
+  for (nghttp2_rcbuf* buf : held_) nghttp2_rcbuf_decref(buf);
+  held_.clear();
+  method_ = scheme_ = authority_ = path_ = {};
+  fields_.clear();
+  cookies_.clear();
+  head_.clear();
+  std::string().swap(cookie_);
+}
+
+// ---- response -------------------------------------------------------------------------
+
+void H2Stream::on_response_head(const http::MessageHead& head, const http::MessageInfo& info,
+                                const ResponseExtras& extras) {
+  const bool final = head.status >= 200;
+  const bool empty =
+      info.framing == http::BodyFraming::none ||
+      (info.framing == http::BodyFraming::content_length && info.content_length == 0);
+  submit_response(head, extras, final, final && !empty && !head_request_);
+}
+
+// HEADERS from an HTTP/1.1 head: lower-case names, without the fields HTTP/2 forbids
+// (Connection and what it names, Keep-Alive, Transfer-Encoding, Upgrade, ...).
+void H2Stream::submit_response(const http::MessageHead& head, const ResponseExtras& extras,
+                               bool final, bool has_body) {
+  const http::HopByHop is_hop_by_hop(head);
+  std::size_t name_bytes = 0;
+  for (const http::Header& h : head.headers) name_bytes += h.name.size();
+  std::string names;
+  names.reserve(name_bytes);  // nv entries point into it: it must never reallocate
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(head.headers.size() + 3);
+  const auto status = status_digits(head.status);
+  nva.push_back(make_nv(":status", {status.data(), status.size()}));
+  for (const http::Header& h : head.headers) {
+    if (is_hop_by_hop(h.name)) continue;
+    const std::size_t at = names.size();
+    for (char c : h.name) names.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
+    nva.push_back(make_nv({names.data() + at, h.name.size()}, h.value));
+  }
+  if (!extras.affinity_cookie.empty()) nva.push_back(make_nv("set-cookie", extras.affinity_cookie));
+  if (!extras.hsts.empty()) nva.push_back(make_nv("strict-transport-security", extras.hsts));
+  nghttp2_session* session = connection_.session();
+  if (!final) {
+    nghttp2_submit_headers(session, NGHTTP2_FLAG_NONE, id_, nullptr, nva.data(), nva.size(),
+                           nullptr);
+  } else {
+    nghttp2_data_provider provider{};
+    provider.source.ptr = this;
+    provider.read_callback = read_response_callback;
+    nghttp2_submit_response(session, id_, nva.data(), nva.size(), has_body ? &provider : nullptr);
+    response_submitted_ = true;
+    response_has_body_ = has_body;
+  }
+  connection_.want_send();
+}
+
+void H2Stream::on_response_body(const char* data, std::size_t length) {
+  if (response_has_body_ && length > 0) pieces_.emplace_back(data, length);
+}
+
+bool H2Stream::on_response_batch(bool complete) {
+  if (!response_submitted_) return false;  // an interim head went out as its own HEADERS
+  if (complete) response_complete_ = true;
+  if (!response_has_body_) {
+    if (complete) {
+      eof_sent_ = true;  // END_STREAM went with the HEADERS
+      connection_.mark_dirty(id_);
+      connection_.want_send();
+    }
+    return false;
+  }
+  holding_views_ = !pieces_.empty();
+  if (data_deferred_ && (holding_views_ || complete)) {
+    data_deferred_ = false;
+    nghttp2_session_resume_data(connection_.session(), id_);
+  }
+  connection_.want_send();
+  return holding_views_;
+}
+
+// Inside nghttp2_session_mem_send: copy, and note for advance() what became of the views.
+ssize_t H2Stream::read_response(std::uint8_t* buf, std::size_t length, std::uint32_t* flags) {
+  std::size_t copied = 0;
+  while (copied < length && !pieces_.empty()) {
+    std::string_view& piece = pieces_.front();
+    const std::size_t n = std::min(length - copied, piece.size() - piece_offset_);
+    std::memcpy(buf + copied, piece.data() + piece_offset_, n);
+    copied += n;
+    piece_offset_ += n;
+    if (piece_offset_ == piece.size()) {
+      pieces_.erase(pieces_.begin());
+      piece_offset_ = 0;
+    }
+  }
+  if (pieces_.empty()) {
+    if (holding_views_ && !views_drained_) {
+      views_drained_ = true;
+      connection_.mark_dirty(id_);
+    }
+    if (response_complete_) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      eof_sent_ = true;
+      connection_.mark_dirty(id_);
+    } else if (copied == 0) {
+      data_deferred_ = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+  }
+  return static_cast<ssize_t>(copied);
+}
+
+void H2Stream::on_exchange_failed(int status, const char* reason) {
+  if (!response_submitted_) return respond_local(status, reason);
+  exchange_->abort();
+  reset(NGHTTP2_INTERNAL_ERROR);  // a response cut short never ends with END_STREAM
+}
+
+void H2Stream::respond_local(int status, std::string_view reason) {
+  if (response_submitted_) return reset(NGHTTP2_INTERNAL_ERROR);
+  local_body_.assign(reason).push_back('\n');
+  exchange_->log_local_response(status, local_body_.size());
+  pieces_.clear();
+  piece_offset_ = 0;
+  holding_views_ = false;
+  pieces_.emplace_back(local_body_);
+  response_complete_ = true;
+  const std::string length = std::to_string(local_body_.size());
+  const config::Config& config = *connection_.worker().snapshot()->config;
+  const std::string hsts =
+      hsts_value(config, connection_.client().listener_index, connection_.client().secure);
+  const auto digits = status_digits(status);
+  std::vector<nghttp2_nv> nva = {make_nv(":status", {digits.data(), digits.size()}),
+                                 make_nv("content-type", "text/plain; charset=utf-8"),
+                                 make_nv("content-length", length)};
+  if (status == 503) nva.push_back(make_nv("retry-after", "1"));
+  if (!hsts.empty()) nva.push_back(make_nv("strict-transport-security", hsts));
+  nghttp2_data_provider provider{};
+  provider.source.ptr = this;
+  provider.read_callback = read_response_callback;
+  nghttp2_submit_response(connection_.session(), id_, nva.data(), nva.size(),
+                          head_request_ ? nullptr : &provider);
+  response_submitted_ = true;
+  response_has_body_ = !head_request_;
+  if (head_request_) {
+    eof_sent_ = true;
+    connection_.mark_dirty(id_);
+  }
+  connection_.want_send();
+}
+
+void H2Stream::reset(std::uint32_t error_code) {
+  pieces_.clear();
+  piece_offset_ = 0;
+  nghttp2_submit_rst_stream(connection_.session(), NGHTTP2_FLAG_NONE, id_, error_code);
+  connection_.want_send();
+}
+
+void H2Stream::abort() {
+  if (exchange_) exchange_->abort();
+}
+
+void H2Stream::arm_upstream_timer(std::uint64_t timeout_ms) {
+  deadline_ms_ = connection_.worker().now_ms() + timeout_ms;
+  connection_.schedule_deadline(deadline_ms_);
+}
+
+void H2Stream::on_deadline() {
+  deadline_ms_ = 0;
+  if (exchange_) exchange_->on_upstream_timeout();
+}
+
+}  // namespace gh::proxy
