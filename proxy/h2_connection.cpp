@@ -15,6 +15,7 @@ constexpr std::int32_t kConnectionWindow = 1 << 20;
 constexpr std::size_t kSendHigh = 64 * 1024;           // stop mem_send beyond
 constexpr std::size_t kReadStopOutbound = 256 * 1024;  // stop reading the client beyond
 constexpr std::uint64_t kDrainNoticeMs = 1000;         // GOAWAY notice -> final GOAWAY
+constexpr std::uint64_t kLingerMs = 2000;  // after a fatal error: flush GOAWAY, then close
 // Envoy's premature-reset rule: once this many streams closed, a connection where at
 // least half were reset by the client before a response head is abusive.
 constexpr std::uint64_t kResetRuleMinStreams = 500;
@@ -197,9 +198,12 @@ void H2Connection::feed(const char* data, std::size_t length) {
 // Never feed the session again (CVE-2026-27135: parsing on after termination aborted
 // the process); say GOAWAY if the library has not, flush, then close.
 void H2Connection::fatal(std::uint32_t error_code, const char* why) {
-  GH_LOG_INFO("%s: HTTP/2 connection error: %s", client_ip_.c_str(), why);
+  if (error_code != NGHTTP2_NO_ERROR) {
+    GH_LOG_INFO("%s: HTTP/2 connection error: %s", client_ip_.c_str(), why);
+  }
   dead_ = true;
   nghttp2_session_terminate_session(session_, error_code);
+  idle_timer_.arm(kLingerMs);  // a peer that does not read its GOAWAY is cut off then
   update_reads();
 }
 
@@ -364,6 +368,7 @@ void H2Connection::drain() {
 
 void H2Connection::on_idle_timeout() {
   if (closing_) return;
+  if (dead_) return close();  // the GOAWAY had its chance
   if (draining_ && !final_goaway_) {
     final_goaway_ = true;
     nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
@@ -372,8 +377,7 @@ void H2Connection::on_idle_timeout() {
     return send();
   }
   if (!streams_.empty()) return;
-  nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);  // idle: GOAWAY, then close
-  dead_ = true;
+  fatal(NGHTTP2_NO_ERROR, "idle");  // GOAWAY, then close
   send();
 }
 
