@@ -151,7 +151,7 @@ bool H2Stream::advance() {
     return false;
   }
   if (headers_done_ && !started_) start_exchange();
-  if (exchange_ && !exchange_->active() && in_flight_ == 0 && !body_.empty()) {
+  if (started_ && !exchange_->active() && in_flight_ == 0 && !body_.empty()) {
     discarded_ += body_.size();  // the exchange ended: the rest of the body is not wanted
     body_.clear();
   }
@@ -172,18 +172,27 @@ bool H2Stream::advance() {
   return false;
 }
 
+// The head is built once HEADERS ended; the exchange starts then, except for a request
+// that declared `content-length: 0` and has not ended: it could still turn out to carry
+// DATA (nghttp2 then resets the stream), and the upstream must never have seen it whole.
 void H2Stream::start_exchange() {
+  if (!exchange_) {
+    exchange_.emplace(connection_.worker(), static_cast<Exchange::Driver&>(*this),
+                      connection_.client());
+    head_status_ = head_error_ != 0 ? head_error_ : build_request_head();
+  }
+  if (head_status_ == 0 && !request_ended_ && info_.framing == http::BodyFraming::content_length &&
+      info_.content_length == 0) {
+    return;  // waiting for END_STREAM
+  }
   started_ = true;
-  exchange_.emplace(connection_.worker(), static_cast<Exchange::Driver&>(*this),
-                    connection_.client());
-  const int status = head_error_ != 0 ? head_error_ : build_request_head();
-  if (status != 0) {
+  if (head_status_ != 0) {
     release_headers();
-    const char* reason = status == 431   ? "request header too large"
-                         : status == 414 ? "request target too long"
-                         : status == 405 ? "CONNECT is not supported"
-                                         : "malformed request";
-    return respond_local(status, reason);
+    const char* reason = head_status_ == 431   ? "request header too large"
+                         : head_status_ == 414 ? "request target too long"
+                         : head_status_ == 405 ? "CONNECT is not supported"
+                                               : "malformed request";
+    return respond_local(head_status_, reason);
   }
   const bool complete = headers_end_stream_;
   request_end_sent_ = complete;
@@ -240,9 +249,16 @@ int H2Stream::build_request_head() {
 
 void H2Stream::push_request_body() {
   if (!exchange_->request_writable() || in_flight_ > 0) return;
-  if (!body_.empty()) {
-    exchange_->add_request_body(body_.data(), body_.size());
-    in_flight_ = body_.size();
+  std::size_t sendable = body_.size();
+  if (info_.framing == http::BodyFraming::content_length && !request_ended_) {
+    // The last byte waits for END_STREAM: content-length that disagrees with the DATA
+    // (H2.CL) resets the stream before the upstream ever holds a complete request.
+    const std::uint64_t left = info_.content_length - exchange_->request_body_bytes();
+    if (sendable >= left) sendable = left > 0 ? static_cast<std::size_t>(left - 1) : 0;
+  }
+  if (sendable > 0) {
+    exchange_->add_request_body(body_.data(), sendable);
+    in_flight_ = sendable;
     const std::size_t limit = connection_.worker().snapshot()->config->limits.body;
     if (limit && exchange_->request_body_bytes() > limit) {
       return on_exchange_failed(413, "request body too large");

@@ -99,7 +99,8 @@ class H2Stream final : private Exchange::Driver {
   http::MessageHead head_;
   http::MessageInfo info_;
   std::size_t header_bytes_ = 0;
-  int head_error_ = 0;  // a status to answer once the head is complete (431, ...)
+  int head_error_ = 0;   // a status to answer once the head is complete (431, ...)
+  int head_status_ = 0;  // the head as built: 0, or the status to answer
 
   // Request body: bytes [0, in_flight_) are being written upstream, the rest waits.
   // Reserved up front within the stream window, so appending never moves them.
