@@ -1139,10 +1139,10 @@ def write_report(bench: Bench, results: dict, info: list[tuple[str, str]], start
         L += memory_table(results["idle"], a.idle, "connections")
         L.append("")
 
-    L += ["## 6–8. HTTPS, TLS handshakes, idle WebSocket tunnels", ""]
-    L += hook_lines(results, a.idle)
-    L += [f"- {note}" for note in results.get("notes", []) + bench.notes]
-    L.append("")
+    hooks = hook_lines(results, a.idle)
+    hooks += [f"- {note}" for note in results.get("notes", []) + bench.notes]
+    if hooks:
+        L += ["## 6–8. HTTPS, TLS handshakes, idle WebSocket tunnels", ""] + hooks + [""]
     L += ws_messages_section(bench, results)
     L += h2bench.report_lines(bench, results)
 
