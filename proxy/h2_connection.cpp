@@ -190,8 +190,8 @@ void H2Connection::feed(const char* data, std::size_t length) {
   if (dead_ || closing_) return;
   const ssize_t rv =
       nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(data), length);
-  if (rv < 0) return fatal(NGHTTP2_PROTOCOL_ERROR, nghttp2_strerror(static_cast<int>(rv)));
   if (calm_down_) return fatal(NGHTTP2_ENHANCE_YOUR_CALM, "too many empty DATA frames");
+  if (rv < 0) return fatal(NGHTTP2_PROTOCOL_ERROR, nghttp2_strerror(static_cast<int>(rv)));
   process_streams();
 }
 
@@ -202,6 +202,10 @@ void H2Connection::fatal(std::uint32_t error_code, const char* why) {
     GH_LOG_INFO("%s: HTTP/2 connection error: %s", client_ip_.c_str(), why);
   }
   dead_ = true;
+  if (error_code != NGHTTP2_NO_ERROR) {
+    // The peer broke the protocol: nothing more of its requests goes upstream.
+    for (auto& [id, stream] : streams_) stream->abort();
+  }
   nghttp2_session_terminate_session(session_, error_code);
   idle_timer_.arm(kLingerMs);  // a peer that does not read its GOAWAY is cut off then
   update_reads();
@@ -237,9 +241,10 @@ void H2Connection::begin_stream(std::int32_t id) {
   idle_timer_.disarm();
 }
 
-void H2Connection::note_empty_data(bool empty) {
+bool H2Connection::note_empty_data(bool empty) {
   empty_data_frames_ = empty ? empty_data_frames_ + 1 : 0;
   if (empty_data_frames_ > kMaxEmptyDataFrames) calm_down_ = true;
+  return !calm_down_;
 }
 
 void H2Connection::process_streams() {

@@ -64,7 +64,7 @@ class H2Connection final : public ClientConnection,
   H2Stream* find_stream(std::int32_t id);
   void begin_stream(std::int32_t id);
   void mark_dirty(std::int32_t id) { dirty_.push_back(id); }
-  void note_empty_data(bool empty);
+  bool note_empty_data(bool empty);  // false: a flood, stop parsing
 
  private:
   // Transport::Events

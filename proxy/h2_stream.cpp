@@ -145,6 +145,7 @@ bool H2Stream::advance() {
     discarded_ = 0;
     return true;
   }
+  if (aborted_) return false;  // the connection is going away: nothing more upstream
   if (body_overflow_) {
     body_overflow_ = false;
     reset(NGHTTP2_FLOW_CONTROL_ERROR);
@@ -445,6 +446,7 @@ void H2Stream::reset(std::uint32_t error_code) {
 }
 
 void H2Stream::abort() {
+  aborted_ = true;
   if (exchange_) exchange_->abort();
 }
 

@@ -129,7 +129,8 @@ class H2Stream final : private Exchange::Driver {
   bool views_drained_ = false;  // ... and nghttp2 copied them all
   bool eof_sent_ = false;
   bool peer_reset_ = false;
-  bool closed_ = false;  // nghttp2 closed the stream
+  bool closed_ = false;   // nghttp2 closed the stream
+  bool aborted_ = false;  // the connection failed or closes: never start or forward
 };
 
 }  // namespace gh::proxy

@@ -29,8 +29,10 @@ import threading
 import time
 import unittest
 
-from h2_support import (AUTHORITY, ConcurrencyProbe, H2Conn, certificates, h2_config,
-                        listener_section, node_h2, node_h2_start, node_version, tls_websocket)
+from h2_client import AUTHORITY, H2Conn, certificates
+from h2_cases import H2TestCase
+from h2_support import (ConcurrencyProbe, h2_config, listener_section, node_h2, node_h2_start,
+                        node_version, tls_websocket)
 from harness import (LOCALHOST, Gatehouse, GatehouseTestCase, RssSampler, Upstream,
                      delayed_handler, echo_handler, pattern_blocks, pattern_sha256,
                      tree_rss_kib, wait_for)
@@ -40,7 +42,6 @@ CURL = shutil.which("curl") or "/usr/bin/curl"
 NGHTTP = shutil.which("nghttp") or "/usr/bin/nghttp"
 MIB = 1024 * 1024
 BIG = 10 * MIB
-RSS_GROWTH_LIMIT_KIB = int(os.environ.get("GATEHOUSE_H2_RSS_GROWTH_MB", "16")) * 1024
 
 
 def curl_missing() -> str | None:
@@ -93,7 +94,7 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-class ClientsBase(GatehouseTestCase):
+class ClientsBase(H2TestCase):
     """One proxy per class: [0] TLS (h2 default), [1] plain with h2c = true.
     Routes: / -> echo, /download -> sized_download, /slow -> 3 s, /c/ -> held until the
     test releases them."""
@@ -425,12 +426,7 @@ class NodeHttp2Test(ClientsBase):
         self.assertEqual(r["status"], 200, r)
         self.assertEqual(r["length"], size)
         self.assertEqual(r["sha"], pattern_sha256_256k(size))
-        with self.subTest("memory"):
-            if self.gh.sanitized:
-                self.skipTest("RSS is not meaningful under AddressSanitizer")
-            growth = sampler.peak_kib - before
-            self.assertLess(growth, RSS_GROWTH_LIMIT_KIB,
-                            f"proxy RSS grew by {growth} KiB while a client read {size} bytes slowly")
+        self.assert_rss_growth(before, sampler, f"a client reading {size} bytes slowly")
 
 
 @unittest.skipIf(node_missing(), node_missing() or "")

@@ -343,7 +343,7 @@ class TlsListenerTest(GatehouseTestCase):
     # -- bodies over HTTPS (curl) ---------------------------------------------------
 
     def curl(self, name: str, path: str, *args: str, port: int | None = None):
-        """curl over HTTPS/1.1 (these tests are about the HTTP/1.1 path; test_http2 covers
+        """curl over HTTPS/1.1 (these tests are about the HTTP/1.1 path; the test_http2_* modules cover
         h2) to name:port resolved to loopback, verified with the test CA.
         Returns (status, headers text, body path)."""
         port = port or self.port
