@@ -38,6 +38,18 @@ std::string hsts_value(const config::Config& config, std::size_t listener_index,
   return "max-age=" + std::to_string(seconds);
 }
 
+std::optional<Refusal> refuse_before_routing(const http::MessageHead& head,
+                                             const http::MessageInfo& info,
+                                             const config::Config& config) {
+  if (head.method == "CONNECT") return Refusal{405, "CONNECT is not supported"};
+  const std::size_t body_limit = config.limits.body;
+  if (body_limit && info.framing == BodyFraming::content_length &&
+      info.content_length > body_limit) {
+    return Refusal{413, "request body too large"};
+  }
+  return std::nullopt;
+}
+
 Exchange::Exchange(Worker& worker, Driver& driver, const ClientContext& client)
     : worker_(worker),
       driver_(driver),
@@ -62,8 +74,7 @@ const config::Route* Exchange::route() const {
 
 // ---- request ----------------------------------------------------------------------
 
-void Exchange::start(const http::MessageHead& head, const http::MessageInfo& info,
-                     ClientProtocol protocol, bool request_complete) {
+void Exchange::begin(const http::MessageHead& head, ClientProtocol protocol) {
   snapshot_ = worker_.snapshot();  // a keep-alive connection follows reloads
   active_ = true;
   failed_ = tunnel_ = false;
@@ -72,24 +83,27 @@ void Exchange::start(const http::MessageHead& head, const http::MessageInfo& inf
   log_request_.assign(head.method).append(" ").append(head.target).append(protocol_text(protocol));
   log_status_ = 0;
   log_bytes_ = 0;
+  route_counters_ = nullptr;
+  upstream_label_.clear();
+}
+
+void Exchange::start(const http::MessageHead& head, const http::MessageInfo& info,
+                     ClientProtocol protocol, bool request_complete) {
+  begin(head, protocol);
   request_body_bytes_ = 0;
   request_complete_ = request_complete;
   request_body_pumped_ = false;
   head_request_ = head.method == "HEAD";
   upgrade_requested_ = !info.upgrade.empty();
   chunked_request_ = info.framing == BodyFraming::chunked;
+  declared_body_bytes_ = info.framing == BodyFraming::content_length ? info.content_length : 0;
   response_head_done_ = response_complete_ = driver_holds_views_ = false;
   upstream_responded_ = upstream_fresh_only_ = upstream_eof_ = upstream_shut_ = false;
-  upstream_label_.clear();
   tried_hosts_ = 0;
-  route_counters_ = nullptr;
   to_upstream_.clear();
 
-  if (head.method == "CONNECT") return fail(405, "CONNECT is not supported");
-  const std::size_t body_limit = config().limits.body;
-  if (body_limit && info.framing == BodyFraming::content_length &&
-      info.content_length > body_limit) {
-    return fail(413, "request body too large");
+  if (auto refusal = refuse_before_routing(head, info, config())) {
+    return fail(refusal->status, refusal->reason);
   }
   normalize_host(info.host, host_);
   auto target = snapshot_->router.match(host_, head.target);
@@ -121,8 +135,14 @@ void Exchange::add_request_body(const char* data, std::size_t length) {
 
 void Exchange::end_request_body() {
   request_body_pumped_ = true;
+  if (chunked_request_) {
+    to_upstream_.add_text("0\r\n\r\n");
+  } else if (request_body_bytes_ != declared_body_bytes_) {
+    // Short of its Content-Length (body bytes were dropped): the upstream still waits for
+    // the rest, so this connection must never be reused.
+    return;
+  }
   request_complete_ = true;
-  if (chunked_request_) to_upstream_.add_text("0\r\n\r\n");
 }
 
 void Exchange::flush_request_body() {
@@ -467,6 +487,11 @@ void Exchange::pump_response_body() {
       if (out_.pending() > 0) response_.keep_alive = false;
     }
   }
+  // A body delimited by the connection's end is complete once the bytes before the FIN
+  // were parsed.
+  if (!response_complete_ && upstream_eof_ && out_.pending() == 0 && response_parser_.finish()) {
+    response_complete_ = true;
+  }
   if (response_complete_) {
     driver_.disarm_upstream_timer();
     learn_session_id();  // before the client can send the session's next request
@@ -481,7 +506,7 @@ void Exchange::response_consumed() {
     pump_tunnel_to_client();
   } else if (!response_head_done_) {
     process_response();  // an interim head went out; the final one may be buffered
-  } else if (!response_complete_ && out_.pending() > 0) {
+  } else if (!response_complete_ && (out_.pending() > 0 || upstream_eof_)) {
     pump_response_body();
   }
   update_upstream_reads();
@@ -493,15 +518,11 @@ void Exchange::on_upstream_read_end(int status) {
     upstream_eof_ = true;
     return pump_tunnel_to_client();  // the FIN passes on once the bytes before it did
   }
-  if (response_head_done_ && response_.framing == BodyFraming::until_close && status == UV_EOF &&
-      response_parser_.finish()) {
-    response_complete_ = true;
+  if (response_head_done_ && response_.framing == BodyFraming::until_close && status == UV_EOF) {
+    upstream_eof_ = true;  // the body ends after what is buffered (pump_response_body)
     response_.keep_alive = false;
     release_upstream(false);
-    if (!driver_holds_views_) {
-      driver_.disarm_upstream_timer();
-      driver_holds_views_ = driver_.on_response_batch(true);
-    }
+    if (!driver_holds_views_) pump_response_body();
     return;
   }
   if (!upstream_responded_ && upstream_ && upstream_->reused() && !request_body_pumped_ &&
@@ -552,6 +573,9 @@ void Exchange::finish() {
   route_counters_ = nullptr;
   release_upstream(response_.keep_alive && request_complete_ && response_complete_ &&
                    !upstream_writing_ && to_upstream_.empty());
+  // Bytes after a complete response (the connection was not pooled for them) belong to
+  // no request: never to the client's next one.
+  out_.consume(out_.pending());
   out_.compact();
   out_.release_if_empty(worker_.buffers());
 }
@@ -608,7 +632,7 @@ void Exchange::release_memory() {
 void Exchange::write_access_log() {
   if (log_status_ != 0) {
     (route_counters_ ? *route_counters_ : worker_.unrouted_counters()).count(log_status_);
-    worker_.count_protocol(protocol_ == ClientProtocol::http2);
+    worker_.count_protocol(protocol_);
   }
   const auto format = config().access_log;
   if (format == config::AccessLogFormat::off || log_status_ == 0) {

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -37,9 +38,6 @@
 namespace gh::proxy {
 
 class Worker;
-
-// Which client protocol carried an exchange: the access log and metrics tell them apart.
-enum class ClientProtocol : std::uint8_t { http1_0, http1_1, http2 };
 
 // Who the client is and where it came in; fixed for a connection.
 struct ClientContext {
@@ -111,7 +109,10 @@ class Exchange final : private UpstreamConn::Client {
   void finish();
   // Drop the exchange now (client gone, stream reset): the upstream connection closes.
   void abort();
-  // A response Gatehouse made itself (errors, redirects): counted and logged.
+  // A request Gatehouse answers itself (redirect listeners): begin() names it for the
+  // log; log_local_response() then counts and logs any answer made without an upstream
+  // (errors too) and ends the exchange, closing an upstream connection still attached.
+  void begin(const http::MessageHead& head, ClientProtocol protocol);
   void log_local_response(int status, std::uint64_t body_bytes);
 
   // Tunnels (after a 101).
@@ -176,7 +177,8 @@ class Exchange final : private UpstreamConn::Client {
   bool request_complete_ = false;
   bool request_body_pumped_ = false;  // body bytes left: no retry elsewhere
   std::uint64_t request_body_bytes_ = 0;
-  std::string upstream_head_;  // rebuilt request head, kept for a retry
+  std::uint64_t declared_body_bytes_ = 0;  // Content-Length sent upstream
+  std::string upstream_head_;              // rebuilt request head, kept for a retry
   Outbox to_upstream_;
 
   // Upstream connection.
@@ -213,6 +215,15 @@ class Exchange final : private UpstreamConn::Client {
   std::uint64_t log_bytes_ = 0;
   std::uint64_t start_ms_ = 0;
 };
+
+// Refused before routing: CONNECT (405), a declared body over limits.body (413).
+struct Refusal {
+  int status;
+  const char* reason;
+};
+std::optional<Refusal> refuse_before_routing(const http::MessageHead& head,
+                                             const http::MessageInfo& info,
+                                             const config::Config& config);
 
 // The Strict-Transport-Security value a listener adds, or "" (plain listener, no hsts).
 std::string hsts_value(const config::Config& config, std::size_t listener_index, bool secure);

@@ -116,7 +116,7 @@ uv_buf_t H1Connection::read_buffer() {
 
 void H1Connection::on_read(std::size_t n) {
   in_.produced(n);
-  if (!checked_protocol_) {
+  if (!checked_protocol_ && phase_ != Phase::closing) {
     switch (wants_http2()) {
       case Handover::yes:
         return hand_over_to_http2();
@@ -230,7 +230,11 @@ void H1Connection::start_exchange(std::size_t head_length, bool message_complete
   response_started_ = response_complete_ = upstream_finished_ = false;
   client_framing_ = ClientFraming::none;
   if (!request_.keep_alive || draining_) close_after_response_ = true;
-  if (answer_redirect_listener()) return;
+  const auto protocol = request_minor_ == 0 ? ClientProtocol::http1_0 : ClientProtocol::http1_1;
+  if (redirect_listener() && !refuse_before_routing(head, request_, config())) {
+    exchange_->begin(head, protocol);  // names the request in the access log
+    return answer_redirect_listener();
+  }
   // The head's views stay valid: consuming does not move bytes, and nothing compacts
   // `in_` before the exchange has copied what it needs.
   in_.consume(head_length);
@@ -239,7 +243,6 @@ void H1Connection::start_exchange(std::size_t head_length, bool message_complete
   } else {
     arm_client_timer(config().timeouts.client_body);
   }
-  const auto protocol = request_minor_ == 0 ? ClientProtocol::http1_0 : ClientProtocol::http1_1;
   exchange_->start(head, request_, protocol, request_complete_);
 }
 
@@ -298,11 +301,14 @@ bool is_acme_token(std::string_view token) {
 }
 }  // namespace
 
-// True when the request was answered here: 301 to https, or an ACME challenge file.
-bool H1Connection::answer_redirect_listener() {
-  if (listener_index_ >= config().listeners.size()) return false;
+bool H1Connection::redirect_listener() const {
+  return listener_index_ < config().listeners.size() &&
+         config().listeners[listener_index_].redirect_to_https;
+}
+
+// Answers 301 to https, or an ACME challenge file.
+void H1Connection::answer_redirect_listener() {
   const config::Listener& listener = config().listeners[listener_index_];
-  if (!listener.redirect_to_https) return false;
   const std::string_view target = request_parser_.head().target;
   const std::string_view path = target.substr(0, target.find('?'));
   if (!listener.acme_webroot.empty() && path.starts_with(kAcmePrefix)) {
@@ -312,17 +318,16 @@ bool H1Connection::answer_redirect_listener() {
     } else {
       serve_acme_challenge(token);
     }
-    return true;
+    return;
   }
   std::string host;
   normalize_host(request_.host, host);
   if (host.empty()) {
     respond_local(400, "a redirect to https needs a Host header\n");
-    return true;
+    return;
   }
   const std::string location = "Location: https://" + host + std::string(target) + "\r\n";
   respond_local(301, "moved to https\n", location);
-  return true;
 }
 
 void H1Connection::serve_acme_challenge(std::string_view token) {

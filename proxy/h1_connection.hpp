@@ -87,7 +87,8 @@ class H1Connection final : public ClientConnection,
   void pump_request_body();
 
   // Plain listeners that redirect to HTTPS (and serve ACME http-01 challenges).
-  bool answer_redirect_listener();
+  bool redirect_listener() const;
+  void answer_redirect_listener();
   void serve_acme_challenge(std::string_view token);
   static void on_acme_open(uv_fs_t* req);
   static void on_acme_read(uv_fs_t* req);

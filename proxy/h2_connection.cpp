@@ -10,12 +10,10 @@ namespace gh::proxy {
 namespace {
 
 constexpr std::int32_t kMaxConcurrentStreams = 100;
-constexpr std::int32_t kStreamWindow = 65535;
 constexpr std::int32_t kConnectionWindow = 1 << 20;
-constexpr std::size_t kSendHigh = 64 * 1024;           // stop mem_send beyond
-constexpr std::size_t kReadStopOutbound = 256 * 1024;  // stop reading the client beyond
-constexpr std::uint64_t kDrainNoticeMs = 1000;         // GOAWAY notice -> final GOAWAY
-constexpr std::uint64_t kLingerMs = 2000;  // after a fatal error: flush GOAWAY, then close
+constexpr std::size_t kSendHigh = 64 * 1024;    // stop mem_send beyond
+constexpr std::uint64_t kDrainNoticeMs = 1000;  // GOAWAY notice -> final GOAWAY
+constexpr std::uint64_t kLingerMs = 2000;       // after a fatal error: flush GOAWAY, then close
 // Envoy's premature-reset rule: once this many streams closed, a connection where at
 // least half were reset by the client before a response head is abusive.
 constexpr std::uint64_t kResetRuleMinStreams = 500;
@@ -88,6 +86,19 @@ int on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t stream_id, const 
   return 0;
 }
 
+// A frame with END_STREAM left nghttp2 (it is in the output): the response is complete
+// from the stream's point of view, and only now may it reset an unfinished request.
+int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+  if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0) return 0;
+  if (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS) return 0;
+  H2Connection& connection = self_of(user_data);
+  if (H2Stream* stream = connection.find_stream(frame->hd.stream_id)) {
+    stream->on_end_stream_sent();
+    connection.mark_dirty(frame->hd.stream_id);
+  }
+  return 0;
+}
+
 int on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t error_code,
                     void* user_data) {
   H2Connection& connection = self_of(user_data);
@@ -110,6 +121,7 @@ struct Codec {
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
     nghttp2_option_new(&options);
     // Window updates follow what the upstream took, not what arrived (backpressure).
     nghttp2_option_set_no_auto_window_update(options, 1);
@@ -158,7 +170,7 @@ void H2Connection::start(std::unique_ptr<tls::Transport> transport, std::string_
   const auto& config = *worker_.snapshot()->config;
   const nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<std::uint32_t>(kH2StreamWindow)},
       {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
        static_cast<std::uint32_t>(config.limits.header_bytes)},
@@ -219,10 +231,12 @@ void H2Connection::on_read_end(int) {
 
 void H2Connection::update_reads() {
   if (!transport_ || closing_) return;
-  const bool want = !dead_ && pending_.size() + writing_.size() < kReadStopOutbound &&
-                    nghttp2_session_want_read(session_) != 0;
+  // Reading goes on while output waits: what a peer that does not read makes us queue
+  // stays inside nghttp2 (mem_send stops at kSendHigh), where its flood limits apply.
+  const bool want = !dead_ && nghttp2_session_want_read(session_) != 0;
   if (want && !reading_) {
-    reading_ = transport_->start_reading() == 0;
+    const int rc = transport_->start_reading();
+    reading_ = rc == 0 || rc == UV_EALREADY;  // a handed-over socket already reads
   } else if (!want && reading_) {
     transport_->stop_reading();
     reading_ = false;
@@ -238,7 +252,7 @@ H2Stream* H2Connection::find_stream(std::int32_t id) {
 
 void H2Connection::begin_stream(std::int32_t id) {
   streams_.emplace(id, std::make_unique<H2Stream>(*this, id));
-  idle_timer_.disarm();
+  if (!draining_ && !dead_) idle_timer_.disarm();  // it carries the drain and linger steps
 }
 
 bool H2Connection::note_empty_data(bool empty) {
@@ -284,6 +298,7 @@ void H2Connection::schedule_deadline(std::uint64_t at_ms) {
 
 void H2Connection::on_deadline_timer() {
   const std::uint64_t now = worker_.now_ms();
+  next_deadline_ms_ = 0;  // before the streams re-arm theirs
   std::uint64_t next = 0;
   std::vector<H2Stream*> expired;
   for (auto& [id, stream] : streams_) {
@@ -295,9 +310,14 @@ void H2Connection::on_deadline_timer() {
       next = at;
     }
   }
-  for (H2Stream* stream : expired) stream->on_deadline();
-  next_deadline_ms_ = 0;
+  // Streams are only destroyed by process_streams, so these pointers stay valid.
+  for (H2Stream* stream : expired) stream->on_deadline(now);
   if (next != 0) schedule_deadline(next);
+}
+
+void H2Connection::fail_connection(const char* why) {
+  fatal(NGHTTP2_PROTOCOL_ERROR, why);
+  want_send();
 }
 
 // ---- output ------------------------------------------------------------------------

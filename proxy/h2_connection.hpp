@@ -7,7 +7,7 @@
 // call returned. Output is gathered from mem_send into one buffer and written with one
 // write in flight; mem_send stops while 64 KiB wait, so a peer that does not read leaves
 // its PING/SETTINGS acknowledgements queued inside nghttp2, where its flood limit
-// applies, and reading stops until the peer reads again.
+// applies (reading goes on so that it does; what a stream holds is bounded by windows).
 //
 // Limits (per connection): 100 concurrent streams, 64 KiB stream window, 1 MiB connection
 // window, request heads limited like HTTP/1.1 (limits.header_bytes decoded, not just
@@ -59,6 +59,7 @@ class H2Connection final : public ClientConnection,
   nghttp2_session* session() { return session_; }
   void want_send();  // a send pass from the loop soon (never from inside a caller's stack)
   void schedule_deadline(std::uint64_t at_ms);
+  void fail_connection(const char* why);  // GOAWAY(PROTOCOL_ERROR), then close
 
   // nghttp2 callbacks (h2_connection.cpp), static trampolines use these.
   H2Stream* find_stream(std::int32_t id);

@@ -3,14 +3,13 @@
 #include <array>
 #include <cstring>
 
+#include "core/log.hpp"
 #include "proxy/h2_connection.hpp"
 #include "proxy/rewrite.hpp"
 #include "proxy/worker.hpp"
 
 namespace gh::proxy {
 namespace {
-
-constexpr std::size_t kStreamWindow = 65535;
 
 std::string_view view_of(nghttp2_rcbuf* buf) {
   const nghttp2_vec vec = nghttp2_rcbuf_get_buf(buf);
@@ -50,9 +49,25 @@ bool method_has_body(std::string_view method) {
   return method == "POST" || method == "PUT" || method == "PATCH";
 }
 
+// Declared Content-Length digits, or none (nghttp2 already refused malformed values).
+std::optional<std::uint64_t> declared_length(const std::vector<http::Header>& fields) {
+  for (const http::Header& field : fields) {
+    if (field.name != "content-length" || field.value.empty() || field.value.size() > 18) continue;
+    std::uint64_t n = 0;
+    for (char c : field.value) {
+      if (c < '0' || c > '9') return std::nullopt;
+      n = n * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return n;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
-H2Stream::H2Stream(H2Connection& connection, std::int32_t id) : connection_(connection), id_(id) {}
+H2Stream::H2Stream(H2Connection& connection, std::int32_t id) : connection_(connection), id_(id) {
+  arm_client_deadline(timeouts().request_header);  // HEADERS + CONTINUATION must end
+}
 
 H2Stream::~H2Stream() {
   release_headers();
@@ -104,15 +119,30 @@ int H2Stream::on_header(nghttp2_rcbuf* name_buf, nghttp2_rcbuf* value_buf, bool 
 void H2Stream::on_headers_end(bool end_stream) {
   headers_done_ = true;
   headers_end_stream_ = request_ended_ = end_stream;
+  if (end_stream) {
+    client_deadline_ms_ = 0;
+  } else {
+    arm_client_deadline(timeouts().client_body);  // the body must keep coming
+  }
 }
 
 void H2Stream::on_data(const std::uint8_t* data, std::size_t length) {
+  if (!request_ended_) arm_client_deadline(timeouts().client_body);
   const bool forwarding = !started_ || (exchange_ && exchange_->active() && !response_complete_);
   if (!forwarding || body_overflow_ || head_error_ != 0) {
+    // Answered already (or refused): a body cut short upstream, never a complete request.
+    if (started_) body_dropped_ = true;
     discarded_ += length;
     return;
   }
-  if (body_.capacity() < kStreamWindow) body_.reserve(kStreamWindow);
+  if (!body_reserved_) {
+    // Room for one window (what the client may send before we give some back), or for
+    // the whole body when it declared a smaller one.
+    body_reserved_ = true;
+    const auto declared = declared_length(fields_);
+    body_.reserve(declared && *declared < kH2StreamWindow ? static_cast<std::size_t>(*declared)
+                                                          : kH2StreamWindow);
+  }
   if (body_.size() + length > body_.capacity()) {
     body_overflow_ = true;  // more than the window we gave: never moves the bytes in flight
     discarded_ += length;
@@ -123,6 +153,12 @@ void H2Stream::on_data(const std::uint8_t* data, std::size_t length) {
 
 void H2Stream::on_request_end() {
   request_ended_ = true;
+  client_deadline_ms_ = 0;
+}
+
+void H2Stream::on_end_stream_sent() {
+  eof_sent_ = true;
+  send_deadline_ms_ = 0;
 }
 
 void H2Stream::on_closed(std::uint32_t) {
@@ -152,9 +188,12 @@ bool H2Stream::advance() {
     return false;
   }
   if (headers_done_ && !started_) start_exchange();
-  if (started_ && !exchange_->active() && in_flight_ == 0 && !body_.empty()) {
-    discarded_ += body_.size();  // the exchange ended: the rest of the body is not wanted
+  if (started_ && !exchange_->active() && !body_.empty()) {
+    // The exchange ended (answered, failed): the body is not wanted, the bytes in flight
+    // upstream included (their connection is closed), and the window goes back.
+    discarded_ += body_.size();
     body_.clear();
+    in_flight_ = 0;
   }
   if (discarded_ > 0) {
     consume(discarded_);
@@ -165,10 +204,10 @@ bool H2Stream::advance() {
     views_drained_ = holding_views_ = false;
     if (exchange_) exchange_->response_consumed();  // the next batch, maybe at once
   }
-  if (eof_sent_ && exchange_ && exchange_->active()) {
-    exchange_->finish();
+  if (eof_sent_) {
+    if (exchange_ && exchange_->active()) exchange_->finish();
     // Answered before the request ended: the client may stop sending (RFC 9113 §8.1).
-    if (!request_ended_) reset(NGHTTP2_NO_ERROR);
+    if (!request_ended_ && !reset_sent_) reset(NGHTTP2_NO_ERROR);
   }
   return false;
 }
@@ -265,7 +304,7 @@ void H2Stream::push_request_body() {
       return on_exchange_failed(413, "request body too large");
     }
   }
-  if (request_ended_ && !request_end_sent_) {
+  if (request_ended_ && !request_end_sent_ && !body_dropped_) {
     request_end_sent_ = true;
     exchange_->end_request_body();
   }
@@ -277,6 +316,7 @@ void H2Stream::on_request_writable() {
     body_.erase(0, in_flight_);  // capacity stays: later appends never move
     consume(in_flight_);         // the client may send that much more
     in_flight_ = 0;
+    if (!request_ended_) arm_client_deadline(timeouts().client_body);  // it was waiting on us
     connection_.want_send();
   }
   if (exchange_ && exchange_->active()) push_request_body();
@@ -330,16 +370,22 @@ void H2Stream::submit_response(const http::MessageHead& head, const ResponseExtr
   if (!extras.affinity_cookie.empty()) nva.push_back(make_nv("set-cookie", extras.affinity_cookie));
   if (!extras.hsts.empty()) nva.push_back(make_nv("strict-transport-security", extras.hsts));
   nghttp2_session* session = connection_.session();
+  int rc = 0;
   if (!final) {
-    nghttp2_submit_headers(session, NGHTTP2_FLAG_NONE, id_, nullptr, nva.data(), nva.size(),
-                           nullptr);
+    rc = nghttp2_submit_headers(session, NGHTTP2_FLAG_NONE, id_, nullptr, nva.data(), nva.size(),
+                                nullptr);
   } else {
     nghttp2_data_provider provider{};
     provider.source.ptr = this;
     provider.read_callback = read_response_callback;
-    nghttp2_submit_response(session, id_, nva.data(), nva.size(), has_body ? &provider : nullptr);
     response_submitted_ = true;
     response_has_body_ = has_body;
+    rc = nghttp2_submit_response(session, id_, nva.data(), nva.size(),
+                                 has_body ? &provider : nullptr);
+  }
+  if (rc != 0) {
+    exchange_->abort();
+    return reset(NGHTTP2_INTERNAL_ERROR);
   }
   connection_.want_send();
 }
@@ -351,15 +397,9 @@ void H2Stream::on_response_body(const char* data, std::size_t length) {
 bool H2Stream::on_response_batch(bool complete) {
   if (!response_submitted_) return false;  // an interim head went out as its own HEADERS
   if (complete) response_complete_ = true;
-  if (!response_has_body_) {
-    if (complete) {
-      eof_sent_ = true;  // END_STREAM went with the HEADERS
-      connection_.mark_dirty(id_);
-      connection_.want_send();
-    }
-    return false;
-  }
+  if (!response_has_body_) return false;  // END_STREAM is queued with the HEADERS
   holding_views_ = !pieces_.empty();
+  if (holding_views_) arm_send_deadline();
   if (data_deferred_ && (holding_views_ || complete)) {
     data_deferred_ = false;
     nghttp2_session_resume_data(connection_.session(), id_);
@@ -382,15 +422,15 @@ ssize_t H2Stream::read_response(std::uint8_t* buf, std::size_t length, std::uint
       piece_offset_ = 0;
     }
   }
+  if (copied > 0 && !pieces_.empty()) arm_send_deadline();  // progress
   if (pieces_.empty()) {
+    send_deadline_ms_ = 0;
     if (holding_views_ && !views_drained_) {
       views_drained_ = true;
       connection_.mark_dirty(id_);
     }
     if (response_complete_) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-      eof_sent_ = true;
-      connection_.mark_dirty(id_);
+      *flags |= NGHTTP2_DATA_FLAG_EOF;  // on_end_stream_sent follows once it is packed
     } else if (copied == 0) {
       data_deferred_ = true;
       return NGHTTP2_ERR_DEFERRED;
@@ -405,8 +445,23 @@ void H2Stream::on_exchange_failed(int status, const char* reason) {
   reset(NGHTTP2_INTERNAL_ERROR);  // a response cut short never ends with END_STREAM
 }
 
+// A client that stopped: an unfinished header block stalls the whole connection (HPACK
+// state), a body that stopped coming gets 408, a response the client does not take is cut.
+void H2Stream::on_client_timeout() {
+  if (!headers_done_) return connection_.fail_connection("request header timeout");
+  if (!request_ended_ && !response_submitted_) {
+    GH_LOG_INFO("%s: 408 client body timeout (HTTP/2)",
+                std::string(connection_.client().ip).c_str());
+    if (exchange_) exchange_->abort();
+    return respond_local(408, "client body timeout");
+  }
+  if (exchange_) exchange_->abort();
+  reset(NGHTTP2_CANCEL);
+}
+
 void H2Stream::respond_local(int status, std::string_view reason) {
   if (response_submitted_) return reset(NGHTTP2_INTERNAL_ERROR);
+  started_ = true;  // answered: no exchange starts for this request any more
   local_body_.assign(reason).push_back('\n');
   exchange_->log_local_response(status, local_body_.size());
   pieces_.clear();
@@ -427,21 +482,24 @@ void H2Stream::respond_local(int status, std::string_view reason) {
   nghttp2_data_provider provider{};
   provider.source.ptr = this;
   provider.read_callback = read_response_callback;
-  nghttp2_submit_response(connection_.session(), id_, nva.data(), nva.size(),
-                          head_request_ ? nullptr : &provider);
   response_submitted_ = true;
   response_has_body_ = !head_request_;
-  if (head_request_) {
-    eof_sent_ = true;
-    connection_.mark_dirty(id_);
+  if (nghttp2_submit_response(connection_.session(), id_, nva.data(), nva.size(),
+                              head_request_ ? nullptr : &provider) != 0) {
+    return reset(NGHTTP2_INTERNAL_ERROR);
   }
+  connection_.mark_dirty(id_);  // the request body, if any, is not wanted any more
   connection_.want_send();
 }
 
 void H2Stream::reset(std::uint32_t error_code) {
+  if (reset_sent_) return;
+  reset_sent_ = true;
   pieces_.clear();
   piece_offset_ = 0;
+  send_deadline_ms_ = client_deadline_ms_ = 0;
   nghttp2_submit_rst_stream(connection_.session(), NGHTTP2_FLAG_NONE, id_, error_code);
+  connection_.mark_dirty(id_);
   connection_.want_send();
 }
 
@@ -450,14 +508,47 @@ void H2Stream::abort() {
   if (exchange_) exchange_->abort();
 }
 
-void H2Stream::arm_upstream_timer(std::uint64_t timeout_ms) {
-  deadline_ms_ = connection_.worker().now_ms() + timeout_ms;
-  connection_.schedule_deadline(deadline_ms_);
+// ---- deadlines ------------------------------------------------------------------------
+
+const config::Timeouts& H2Stream::timeouts() const {
+  return connection_.worker().snapshot()->config->timeouts;
 }
 
-void H2Stream::on_deadline() {
-  deadline_ms_ = 0;
-  if (exchange_) exchange_->on_upstream_timeout();
+void H2Stream::arm_upstream_timer(std::uint64_t timeout_ms) {
+  upstream_deadline_ms_ = connection_.worker().now_ms() + timeout_ms;
+  connection_.schedule_deadline(upstream_deadline_ms_);
+}
+
+void H2Stream::arm_client_deadline(config::Duration timeout) {
+  client_deadline_ms_ = connection_.worker().now_ms() + static_cast<std::uint64_t>(timeout.count());
+  connection_.schedule_deadline(client_deadline_ms_);
+}
+
+// A response the client's window holds back may wait as long as an upstream may be silent.
+void H2Stream::arm_send_deadline() {
+  send_deadline_ms_ =
+      connection_.worker().now_ms() + static_cast<std::uint64_t>(timeouts().upstream_read.count());
+  connection_.schedule_deadline(send_deadline_ms_);
+}
+
+std::uint64_t H2Stream::deadline_ms() const {
+  std::uint64_t next = 0;
+  for (std::uint64_t at : {upstream_deadline_ms_, client_deadline_ms_, send_deadline_ms_}) {
+    if (at != 0 && (next == 0 || at < next)) next = at;
+  }
+  return next;
+}
+
+void H2Stream::on_deadline(std::uint64_t now_ms) {
+  if (upstream_deadline_ms_ != 0 && upstream_deadline_ms_ <= now_ms) {
+    upstream_deadline_ms_ = 0;
+    if (exchange_) exchange_->on_upstream_timeout();
+  }
+  const bool client_late = client_deadline_ms_ != 0 && client_deadline_ms_ <= now_ms;
+  const bool send_late = send_deadline_ms_ != 0 && send_deadline_ms_ <= now_ms;
+  if (client_late) client_deadline_ms_ = 0;
+  if (send_late) send_deadline_ms_ = 0;
+  if (client_late || send_late) on_client_timeout();
 }
 
 }  // namespace gh::proxy

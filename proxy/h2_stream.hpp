@@ -28,6 +28,10 @@ namespace gh::proxy {
 
 class H2Connection;
 
+// The stream window Gatehouse advertises (SETTINGS_INITIAL_WINDOW_SIZE): the most request
+// body a stream holds before the upstream took some.
+inline constexpr std::size_t kH2StreamWindow = 65535;
+
 class H2Stream final : private Exchange::Driver {
  public:
   H2Stream(H2Connection& connection, std::int32_t id);
@@ -47,6 +51,7 @@ class H2Stream final : private Exchange::Driver {
   void on_request_end();
   void on_peer_reset() { peer_reset_ = true; }
   void on_closed(std::uint32_t error_code);
+  void on_end_stream_sent();  // a frame with END_STREAM went into the output
   // nghttp2's DATA source: copies response pieces into `buf`.
   ssize_t read_response(std::uint8_t* buf, std::size_t length, std::uint32_t* flags);
 
@@ -54,9 +59,11 @@ class H2Stream final : private Exchange::Driver {
   bool advance();
   void abort();  // the connection is closing: drop the exchange now
 
-  // Upstream deadline (connect, then read), run by the connection's timer.
-  std::uint64_t deadline_ms() const { return deadline_ms_; }
-  void on_deadline();
+  // The earliest of its deadlines (0 = none), run by the connection's timer: the
+  // exchange's upstream deadline, the client's (header block, body), the response's
+  // (a client window that stays shut).
+  std::uint64_t deadline_ms() const;
+  void on_deadline(std::uint64_t now_ms);
 
   // For the connection's reset accounting: closed by the peer's RST_STREAM before a
   // response head went out.
@@ -72,7 +79,12 @@ class H2Stream final : private Exchange::Driver {
   void on_exchange_failed(int status, const char* reason) override;
   void on_upstream_finished() override {}
   void arm_upstream_timer(std::uint64_t timeout_ms) override;
-  void disarm_upstream_timer() override { deadline_ms_ = 0; }
+  void disarm_upstream_timer() override { upstream_deadline_ms_ = 0; }
+
+  const config::Timeouts& timeouts() const;
+  void arm_client_deadline(config::Duration timeout);
+  void arm_send_deadline();
+  void on_client_timeout();
 
   void start_exchange();
   // The request head from the recorded fields, or the status to answer instead.
@@ -109,15 +121,20 @@ class H2Stream final : private Exchange::Driver {
   std::size_t discarded_ = 0;  // received but not forwarded: window still to give back
 
   // Response.
-  std::vector<std::string_view> pieces_;  // views into the exchange's buffer
-  std::size_t piece_offset_ = 0;          // copied part of pieces_.front()
-  std::string local_body_;                // a response Gatehouse made itself
-  std::uint64_t deadline_ms_ = 0;         // 0 = none
+  std::vector<std::string_view> pieces_;    // views into the exchange's buffer
+  std::size_t piece_offset_ = 0;            // copied part of pieces_.front()
+  std::string local_body_;                  // a response Gatehouse made itself
+  std::uint64_t upstream_deadline_ms_ = 0;  // 0 = none
+  std::uint64_t client_deadline_ms_ = 0;
+  std::uint64_t send_deadline_ms_ = 0;
 
   bool headers_done_ = false;
   bool headers_end_stream_ = false;  // END_STREAM on HEADERS: no body at all
   bool head_request_ = false;
+  bool body_reserved_ = false;
   bool body_overflow_ = false;  // DATA beyond the window we advertised
+  bool body_dropped_ = false;   // body bytes not forwarded: the upstream never gets it whole
+  bool reset_sent_ = false;
   bool request_ended_ = false;  // END_STREAM received
   bool request_end_sent_ = false;
   bool started_ = false;

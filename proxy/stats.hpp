@@ -16,6 +16,9 @@
 
 namespace gh::proxy {
 
+// Which client protocol carried an exchange: the access log and metrics tell them apart.
+enum class ClientProtocol : std::uint8_t { http1_0, http1_1, http2 };
+
 // Responses by status class: counts[0] = 1xx ... counts[4] = 5xx.
 struct StatusClasses {
   std::array<std::uint64_t, 5> counts{};

@@ -76,7 +76,9 @@ class Worker {
   void start_http2(std::unique_ptr<tls::Transport> transport, std::size_t listener_index,
                    std::string_view received);
   void forget(ClientConnection* connection);
-  void count_protocol(bool http2) { ++stats_.requests_by_protocol[http2 ? 1 : 0]; }
+  void count_protocol(ClientProtocol protocol) {
+    ++stats_.requests_by_protocol[protocol == ClientProtocol::http2 ? 1 : 0];
+  }
   void forget(UpstreamConn* conn);
   void access_log(std::string_view line);
   // Where a response of route `index` (of the current snapshot) is counted.
