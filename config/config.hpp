@@ -97,7 +97,9 @@ struct Upstream {
   std::string name;
   std::vector<HostPort> servers;
   Balance balance = Balance::round_robin;
-  std::size_t keepalive = 32;  // max idle pooled connections per server and worker
+  // Idle pooled connections per server and worker: the pool keeps as many as recent
+  // demand used (a decaying peak of concurrent exchanges), at most this many.
+  std::size_t keepalive = 1024;
   // Names are re-resolved this often; every address is a host of its own.
   Duration resolve_interval = std::chrono::seconds(5);
   // All hosts failing their checks: true = send to all anyway, false = 503.

@@ -25,7 +25,7 @@ struct Host {
 struct HostSet {
   std::string group;
   config::Balance balance = config::Balance::round_robin;
-  std::size_t keepalive = 32;
+  std::size_t keepalive = 1024;
   std::vector<Host> hosts;
 };
 

@@ -257,7 +257,7 @@ void Exchange::connect_upstream() {
   HostState& host =
       group ? *group->hosts[host_index_] : worker_.host_state(set.hosts[host_index_].label);
   upstream_label_ = host.label;
-  ++host.active;
+  host.peak = std::max(host.peak, ++host.active);
   upstream_responded_ = false;
   to_upstream_.clear();
   to_upstream_.add_view(upstream_head_.data(), upstream_head_.size());

@@ -27,7 +27,8 @@ void UpstreamConn::attach(Client& client) {
 
 void UpstreamConn::release_to_pool(std::size_t max_idle, std::uint64_t now_ms) {
   client_ = nullptr;
-  if (closing_ || host_.idle.size() >= max_idle) return close();
+  const std::size_t wanted = std::min<std::size_t>(max_idle, std::max(host_.peak, 1u));
+  if (closing_ || host_.idle.size() >= wanted) return close();
   idle_since_ = now_ms;
   host_.idle.push_back(this);
   // Watch the idle connection: the server closing it (or sending junk) removes it.

@@ -23,6 +23,9 @@ class UpstreamConn;
 struct HostState {
   std::string label;
   unsigned active = 0;
+  // Recent peak of `active`: raised at once, decayed by the worker's tick. The pool keeps
+  // at most this many idle connections, so it follows demand instead of a fixed size.
+  unsigned peak = 0;
   std::vector<UpstreamConn*> idle;  // back = most recently used
   // Passive health, per worker: consecutive connect failures/502s, and until when the
   // host stays out of rotation after too many.

@@ -183,6 +183,7 @@ void Worker::on_tick() {
   last_tick_ms_.store(monotonic_ms(), std::memory_order_relaxed);
   flush_access_log();
   close_idle_upstreams(false);
+  follow_upstream_demand();
   publish_stats();
 }
 
@@ -215,6 +216,21 @@ void Worker::close_idle_upstreams(bool all) {
       if (all || now - conn->idle_since() >= timeout) expired.push_back(conn);
     }
     for (UpstreamConn* conn : expired) conn->close();
+  }
+}
+
+// Each tick a host's peak decays by 1/32 towards its current load (half-life ~5.5 s at
+// 250 ms; below 32 it stays, as the old fixed pool of 32 did, until upstream_keepalive),
+// and idle connections beyond it close, oldest first: a burst's connections outlive it
+// for a while, then the pool shrinks back towards what is used.
+void Worker::follow_upstream_demand() {
+  for (auto& [label, state] : host_states_) {
+    HostState& host = *state;
+    host.peak = std::max(host.active, host.peak - host.peak / 32);
+    if (host.idle.size() <= host.peak) continue;
+    std::vector<UpstreamConn*> surplus(host.idle.begin(),
+                                       host.idle.begin() + (host.idle.size() - host.peak));
+    for (UpstreamConn* conn : surplus) conn->close();
   }
 }
 

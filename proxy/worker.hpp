@@ -93,6 +93,7 @@ class Worker {
   static void on_connection(uv_stream_t* listener, int status);
   void on_tick();
   void close_idle_upstreams(bool all);
+  void follow_upstream_demand();
   void maybe_stop();
   void flush_access_log();
   void publish_stats();

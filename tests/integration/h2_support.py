@@ -64,11 +64,16 @@ def h2_config(upstreams: dict, routes: list[dict] | None = None, *,
 class RecordingUpstream(Upstream):
     """An Upstream that also records which connection carried each request head (before
     its body is read) and which connections have ended, so a test can tell whether a
-    connection that carried a broken request was closed rather than reused."""
+    connection that carried a broken request was closed rather than reused.
 
-    def __init__(self, *args, **kwargs):
+    on_head(conn, head), when given, runs as soon as a head arrived, before its body is
+    read: it may answer early, as an upstream that reads the body afterwards does."""
+
+    def __init__(self, *args, on_head: Callable[[UpstreamConnection, bytes], None] | None = None,
+                 **kwargs):
         self.head_log: list[tuple[int, bytes]] = []
         self.ended_ids: set[int] = set()
+        self.on_head = on_head
         super().__init__(*args, **kwargs)
 
     def _read_request(self, reader, conn):
@@ -80,6 +85,8 @@ class RecordingUpstream(Upstream):
                 if delimiter == b"\r\n\r\n":
                     with self._lock:
                         self.head_log.append((conn.id, data))
+                    if self.on_head is not None:
+                        self.on_head(conn, data)
                 return data
 
             reader.read_until = read_until

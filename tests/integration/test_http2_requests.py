@@ -19,10 +19,11 @@ import socket
 import time
 import unittest
 
-from h2_client import (AUTHORITY, CANCEL, DATA, FLAG_END_HEADERS, HEADERS, PROTOCOL_ERROR,
-                       H2Closed, certificates, frame_bytes, raw_block, request_headers)
+from h2_client import (AUTHORITY, CANCEL, DATA, FLAG_END_HEADERS, HEADERS, NO_ERROR,
+                       PROTOCOL_ERROR, SETTINGS_INITIAL_WINDOW_SIZE, H2Closed, certificates,
+                       frame_bytes, raw_block, request_headers)
 from h2_cases import SETTLE, H2TestCase, SharedProxy, verbose
-from h2_support import RecordingUpstream, UpstreamSnapshot, h2_config
+from h2_support import RecordingUpstream, UpstreamSnapshot, h2_config, listener_section
 from harness import (LOCALHOST, Gatehouse, HttpClient, delayed_handler, echo_handler,
                      garbage_handler)
 
@@ -354,6 +355,102 @@ class ContentLengthTest(SharedProxy):
         forwarded = self.echo.requests[-1]
         self.assertNotEqual(forwarded.framing, "chunked")
         self.assertEqual(forwarded.body_length, 0)
+
+
+
+# --------------------------------------------------------------------------------------
+# Answered before the request body ended (an upstream that reads the body afterwards)
+# --------------------------------------------------------------------------------------
+
+EARLY_ANSWERS = {"/early/404": b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno",
+                 "/early/204": b"HTTP/1.1 204 No Content\r\n\r\n",
+                 "/early/cl0": b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"}
+
+
+def answer_early(conn, head: bytes) -> None:
+    """Like Node's http server: answers at once, then drains the declared body before it
+    parses the next request on the connection."""
+    answer = EARLY_ANSWERS.get(head.split(b" ", 2)[1].decode("latin-1"))
+    if answer:
+        conn.send(answer)
+
+
+def echo_unless_answered(request, conn):
+    if request.target not in EARLY_ANSWERS:
+        echo_handler(request, conn)
+
+
+class EarlyAnswerTest(H2TestCase):
+    def setUp(self):
+        self.upstream = RecordingUpstream(echo_unless_answered, name="early", on_head=answer_early)
+        self.addCleanup(self.upstream.close)
+        self.gh = self.start_gatehouse(h2_config(
+            {"app": [self.upstream]}, listeners=[listener_section(tls=False, h2c=True)]))
+        self.port = self.gh.port
+
+    def post(self, conn, path, body, **kwargs):
+        return conn.send_headers(None, request_headers("POST", path, scheme="http", extra=[
+            ("content-length", len(body))]), raw=True, end_stream=False, **kwargs)
+
+    def test_body_dropped_after_an_early_answer_never_reaches_the_pool(self):
+        # The early-answered request declares a body exactly as long as the head the
+        # upstream gets for the next request: if its connection went back to the pool,
+        # the upstream would take that head as the body and the next body as a request.
+        smuggled = b"GET /smuggled HTTP/1.1\r\nHost: internal\r\n\r\n"
+        probe = self.h2(tls=False)
+        sid = self.post(probe, "/probe", smuggled)
+        probe.send_data(sid, smuggled, end_stream=True)
+        self.assertEqual(probe.response(sid).status, 200)
+        declared = len(self.upstream.head_log[-1][1])  # "/probe" as long as "/after"
+        conn = self.h2(tls=False, settings={SETTINGS_INITIAL_WINDOW_SIZE: 0})
+        sid = self.post(conn, "/early/404", b"A" * declared)
+        self.assertTrue(conn.pump(lambda: conn.stream(sid).status is not None, 3),
+                        f"no early answer: {conn.describe_frames()}")  # its DATA waits
+        conn.send_data(sid, b"A" * declared, end_stream=True)
+        conn.drain(SETTLE)
+        conn.send_window_update(sid, 1 << 20)
+        self.assertEqual(conn.response(sid).status, 404, conn.describe_frames())
+        after = self.post(conn, "/after", smuggled)
+        conn.send_data(after, smuggled, end_stream=True)
+        conn.send_window_update(after, 1 << 20)
+        response = conn.response(after)
+        time.sleep(SETTLE)
+        self.assertNotIn("/smuggled", self.upstream.request_targets(),
+                         "the upstream parsed a request body as a request")
+        self.assertEqual((response.status, response.header("x-target"), response.body),
+                         (200, "/after", smuggled), response.describe())
+        early = self.upstream.connections_with_head("/early/404")
+        self.assertNotIn(int(response.header("x-connection-id")), early,
+                         "the early-answered request's upstream connection was reused")
+        self.assertTrue(self.upstream.wait_ended(early), "its connection was left open")
+
+    def test_bodyless_early_answer_reaches_the_client_before_the_reset(self):
+        # 204 or Content-Length: 0 while the client still uploads: HEADERS with END_STREAM,
+        # then RST_STREAM(NO_ERROR) asking the client to stop (RFC 9113 §8.1). A race: the
+        # reset once overtook the HEADERS in 1 to 15 trials of 100.
+        for trial in range(100):
+            path = ("/early/204", "/early/cl0")[trial % 2]
+            with self.subTest(trial=trial, path=path):
+                conn = self.h2(tls=False)
+                sid = conn.send_headers(None, request_headers("POST", path, scheme="http"),
+                                        end_stream=False)
+                for _ in range(200):
+                    if conn.stream_done(sid) or not conn.try_send(
+                            frame_bytes(DATA, 0, sid, b"x" * 100)):
+                        break
+                    conn.read_and_process(0)
+                conn.pump(lambda: conn.stream(sid).reset is not None, 2)
+                kinds = [type(f).__name__ for f in conn.frames
+                         if f.stream_id == sid and type(f).__name__ != "WindowUpdateFrame"]
+                self.assertEqual(kinds[:2], ["HeadersFrame", "RstStreamFrame"],
+                                 conn.describe_frames())
+                first_reset = next(f for f in conn.frames if f.stream_id == sid
+                                   and type(f).__name__ == "RstStreamFrame")
+                self.assertEqual(first_reset.error_code, NO_ERROR, conn.describe_frames())
+                state = conn.stream(sid)
+                self.assertEqual(state.status, 204 if path == "/early/204" else 200)
+                self.assertTrue(state.ended, state.describe())
+                conn.close()
 
 
 

@@ -11,10 +11,11 @@ import threading
 import time
 import unittest
 
-from harness import (GatehouseTestCase, HttpClient, build_request, close_handler,
-                     connect, delayed_handler, echo_handler, garbage_handler,
-                     make_config, raw_request, refusing_port, run_gatehouse,
-                     static_handler, write_atomically)
+from harness import (BufferedReader, GatehouseTestCase, HttpClient, HttpParseError,
+                     build_request, close_handler, connect, delayed_handler, echo_handler,
+                     garbage_handler, make_config, pattern_bytes, raw_request,
+                     read_response, refusing_port, run_gatehouse, static_handler,
+                     write_atomically)
 
 
 def trickle(port, data, interval, give_up):
@@ -151,6 +152,36 @@ class ResponseFramingTest(GatehouseTestCase):
         self.assertEqual((response.status, response.body), (200, b"z" * 100_000))
         if not client.is_closed(wait=0.2):  # re-framed: the connection may be reused
             self.assertEqual(client.request("GET", "/").body, b"z" * 100_000)
+
+    def test_close_delimited_response_ends_when_the_fin_comes_during_a_slow_write(self):
+        # The upstream's FIN arrives while the proxy still writes to a client that pauses:
+        # the re-chunked body must end with its tail and the terminator, never hang.
+        size = 8 * 1024 * 1024
+
+        def handler(request, conn):
+            conn.close()
+            conn.respond(200, body=pattern_bytes(size), length=False)
+            conn.upstream.pause(self.TAIL_DELAY)
+            conn.send(b"TAIL")
+
+        upstream = self.start_upstream(handler)
+        gh = self.start_gatehouse(make_config({"app": [upstream]}))
+        for self.TAIL_DELAY in (0.0, 1.0):
+            with self.subTest(tail_delay=self.TAIL_DELAY), \
+                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.settimeout(3)
+                sock.connect(("127.0.0.1", gh.port))
+                sock.sendall(build_request("GET", "/close-delimited"))
+                time.sleep(2)                          # the client reads nothing yet
+                body = bytearray()
+                try:
+                    response = read_response(BufferedReader(sock), body_sink=body.extend)
+                except (OSError, EOFError, HttpParseError) as error:
+                    self.fail(f"body not ended after {len(body)} of {size + 4} bytes: {error!r}")
+                self.assertEqual(response.headers.get("Transfer-Encoding"), "chunked")
+                self.assertEqual(len(body), size + 4)
+                self.assertTrue(body == pattern_bytes(size) + b"TAIL", "body corrupted")
 
     def test_http10_client(self):
         upstream = self.start_upstream()

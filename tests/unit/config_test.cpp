@@ -293,7 +293,7 @@ upstream = "static"
   EXPECT_EQ(statics.name, "static");
   EXPECT_EQ(statics.servers, (std::vector<HostPort>{{"::1", 9000}}));
   EXPECT_EQ(statics.balance, Balance::round_robin);
-  EXPECT_EQ(statics.keepalive, 32u);
+  EXPECT_EQ(statics.keepalive, 1024u);
 
   ASSERT_EQ(config.routes.size(), 2u);
   EXPECT_EQ(config.routes[0].host, "*.example.com");  // lowercased
