@@ -345,6 +345,13 @@ class UpstreamConnection:
         """Ends the connection after the handler returns (nothing more is read)."""
         self.keep_alive = False
 
+    def wait_read_by_peer(self, timeout: float = 2.0) -> bool:
+        """True once the proxy has read every byte sent on this connection so far (its
+        socket's receive queue is empty), False if it stopped reading."""
+        proxy_port = self.sock.getpeername()[1]
+        return wait_for(lambda: tcp_queues(proxy_port, self.upstream.port)[1] == 0,
+                        timeout, 0.001)
+
 
 Handler = Callable[[Request, UpstreamConnection], None]
 
@@ -791,6 +798,21 @@ def refusing_port() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind((LOCALHOST, 0))
     return sock
+
+
+def tcp_queues(local_port: int, remote_port: int) -> tuple[int, int]:
+    """(tx_queue, rx_queue) of the 127.0.0.1 TCP socket from local_port to remote_port, from
+    /proc/net/tcp: bytes it holds to send (all of them while the peer's window is closed)
+    and bytes received that its process has not read yet; (0, 0) when there is none."""
+    suffixes = (f":{local_port:04X}", f":{remote_port:04X}")
+    with open("/proc/net/tcp", encoding="ascii") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if parts[1].endswith(suffixes[0]) and parts[2].endswith(suffixes[1]):
+                tx, rx = parts[4].split(":")
+                return int(tx, 16), int(rx, 16)
+    return 0, 0
 
 
 def _close_quietly(sock: socket.socket) -> None:

@@ -4,9 +4,11 @@
     ratio, CONTINUATION floods, HPACK bomb, PING/SETTINGS floods from a client that never
     reads, empty DATA floods, the CVE-2026-27135 shape; each with another client served
     meanwhile or afterwards;
-  * flow control as backpressure, downloads and uploads, with bounded proxy memory;
-  * SIGTERM (GOAWAY, the in-flight stream completes), SIGHUP (new streams use the new
-    config), the access log and metrics by protocol.
+  * flow control as backpressure, downloads and uploads, with bounded proxy memory; the
+    window of a refused or failed upload given back;
+  * SIGTERM (GOAWAY, the in-flight stream completes, the final GOAWAY comes although the
+    client keeps opening streams), SIGHUP (new streams use the new config), the access log
+    and metrics by protocol.
 
 The client is h2_client.H2Conn; the origin is h2_support.RecordingUpstream; the shared
 fixture and assertions are in h2_cases.
@@ -33,7 +35,7 @@ from h2_cases import SETTLE, H2TestCase, verbose
 from h2_support import (ConcurrencyProbe, RecordingUpstream, UpstreamSnapshot, h2_config,
                         listener_section)
 from harness import (HttpClient, RssSampler, delayed_handler, echo_headers, pattern_blocks,
-                     tree_rss_kib, wait_for)
+                     pattern_bytes, tree_rss_kib, wait_for)
 
 
 def setUpModule():
@@ -493,6 +495,41 @@ class FlowControlTest(H2TestCase):
         self.assertEqual(response.header("x-body-sha256"), hashlib.sha256(body).hexdigest())
         self.assert_rss_growth(before, sampler, "paused upload")
 
+    def test_window_given_back_after_a_413_or_a_504_on_an_upload(self):
+        # Streams whose upload the proxy refuses (413) or gives up on (504) while an
+        # upstream that reads nothing holds their bytes in flight: together they use the
+        # whole 1 MiB connection window, which must come back for the next upload.
+        stuck = self.start_upstream(delayed_handler(10), name="stuck", body_read_delay=10)
+        stuck.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        echo = self.start_upstream(name="echo")
+        self.gh = self.start_gatehouse(h2_config(
+            {"echo": [echo], "stuck": [stuck]},
+            [{"path_prefix": "/", "upstream": "echo"},
+             {"path_prefix": "/stuck", "upstream": "stuck"}],
+            limits={"body": "48KiB"}, timeouts={"upstream_read": "1s"}))
+        self.port = self.gh.port
+        for status, streams, size, end_stream in ((413, 16, 65535, False),
+                                                  (504, 21, 48 * 1024, False)):
+            with self.subTest(status=status):
+                conn = self.h2(timeout=5)
+                sids = [conn.send_headers(None, request_headers("POST", f"/stuck/{status}"),
+                                          end_stream=False) for _ in range(streams)]
+                for sid in sids:
+                    conn.upload(sid, b"u" * size, end_stream=end_stream)
+                conn.pump(lambda: all(conn.stream(s).status for s in sids), 4)
+                self.assertEqual({conn.stream(s).status for s in sids}, {status},
+                                 conn.describe_frames())
+                body = pattern_bytes(48 * 1024, seed=status)
+                sid = conn.send_headers(None, request_headers("POST", "/after"), end_stream=False)
+                try:
+                    conn.upload(sid, body)
+                except (AssertionError, H2Closed) as error:      # no window left
+                    self.fail(f"after {streams} uploads answered {status}: {error}; "
+                              f"{conn.stream(sid).describe()}")
+                response = conn.response(sid)
+                self.assertEqual(response.status, 200, response.describe())
+                self.assertEqual(response.header("x-body-sha256"), hashlib.sha256(body).hexdigest())
+
 
 def echo_only_digest(request, conn):
     conn.respond(200, echo_headers(request, conn))
@@ -547,6 +584,40 @@ class LifecycleTest(H2TestCase):
             self.assertNotIn("/too-late", slow.request_targets())
         self.assertEqual(gh.wait(8), 0)
         self.assertLess(time.monotonic() - started, 5.5)
+
+    def test_sigterm_final_goaway_comes_while_the_client_keeps_opening_streams(self):
+        # A busy client opens a stream every 50 ms: new streams must not hold back the
+        # final GOAWAY (sent 1 s after the notice), and every stream it accepted completes.
+        slow = self.start_upstream(delayed_handler(0.3), name="slow")
+        gh = self.start_gatehouse(h2_config({"app": [slow]}, server={"drain_timeout": "5s"}))
+        self.port = gh.port
+        conn = self.h2(timeout=8)
+        opened, signalled, final_at = [], None, None
+        while final_at is None and (signalled is None or time.monotonic() - signalled < 3):
+            if signalled is None and len(opened) == 10:
+                gh.signal(signal.SIGTERM)
+                signalled = time.monotonic()
+            try:
+                opened.append(conn.request("GET", f"/busy/{len(opened)}"))
+            except (H2Closed, OSError):
+                break
+            conn.drain(0.05)
+            if any(g.last_stream_id < 2 ** 31 - 1 for g in conn.goaways):
+                final_at = time.monotonic()
+        self.assertIsNotNone(final_at, f"no final GOAWAY within 3 s of SIGTERM while the client "
+                                       f"kept opening streams: {conn.describe_frames()}")
+        self.assertLess(final_at - signalled, 2.5)
+        last = min(g.last_stream_id for g in conn.goaways)
+        accepted = [sid for sid in opened if sid <= last]
+        conn.pump(lambda: all(conn.stream_done(sid) for sid in accepted), 4)
+        self.assertEqual([conn.stream(sid).status for sid in accepted], [200] * len(accepted),
+                         conn.describe_frames())
+        self.assertTrue(all(conn.stream(sid).ended for sid in accepted))
+        refused = {f"/busy/{i}" for i, sid in enumerate(opened) if sid > last}
+        time.sleep(SETTLE)
+        self.assertFalse(refused & set(slow.request_targets()), "streams after the final "
+                                                                "GOAWAY reached the upstream")
+        self.assertEqual(gh.wait(8), 0)
 
     def test_sighup_keeps_the_connection_and_new_streams_use_the_new_config(self):
         a = self.start_upstream(name="a")

@@ -6,6 +6,8 @@ HTTP/1.1 upstream and what comes back.
     h2spec 8.1, 8.1.2.x);
   * content-length (H2.CL; h2spec 8.1.2.6): a disagreeing body resets the stream, the
     upstream never holds a complete request and its connection is not reused;
+  * answered before the body ended: the dropped rest never leaves a pooled connection
+    waiting for it, a bodyless answer reaches the client before RST_STREAM(NO_ERROR);
   * the request rebuilt for the HTTP/1.1 upstream and the response translated back;
   * limits (431, 414, 413), routing by :authority and path, per-stream upstream errors.
 

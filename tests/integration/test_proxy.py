@@ -11,11 +11,11 @@ import threading
 import time
 import unittest
 
-from harness import (BufferedReader, GatehouseTestCase, HttpClient, HttpParseError,
-                     build_request, close_handler, connect, delayed_handler, echo_handler,
-                     garbage_handler, make_config, pattern_bytes, raw_request,
+from harness import (LOCALHOST, BufferedReader, GatehouseTestCase, HttpClient,
+                     HttpParseError, build_request, close_handler, connect, delayed_handler,
+                     echo_handler, garbage_handler, make_config, pattern_bytes, raw_request,
                      read_response, refusing_port, run_gatehouse, static_handler,
-                     write_atomically)
+                     tcp_queues, write_atomically)
 
 
 def trickle(port, data, interval, give_up):
@@ -153,35 +153,49 @@ class ResponseFramingTest(GatehouseTestCase):
         if not client.is_closed(wait=0.2):  # re-framed: the connection may be reused
             self.assertEqual(client.request("GET", "/").body, b"z" * 100_000)
 
-    def test_close_delimited_response_ends_when_the_fin_comes_during_a_slow_write(self):
-        # The upstream's FIN arrives while the proxy still writes to a client that pauses:
-        # the re-chunked body must end with its tail and the terminator, never hang.
-        size = 8 * 1024 * 1024
+    def test_close_delimited_response_ends_when_the_fin_comes_during_a_write(self):
+        # The client reads nothing; the upstream sends 4 KiB at a time until the proxy
+        # keeps what it read (its write to the client waits), then its tail and FIN: the
+        # re-chunked body must still end with the tail and the terminator.
+        client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(client.close)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)  # a small send buffer
+        sent = bytearray()
+        done = threading.Event()
 
         def handler(request, conn):
             conn.close()
-            conn.respond(200, body=pattern_bytes(size), length=False)
-            conn.upstream.pause(self.TAIL_DELAY)
+            conn.send(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+            queued = -1
+            while conn.wait_read_by_peer() and len(sent) < 64 << 20:
+                now = tcp_queues(gh.port, client.getsockname()[1])[0]
+                if now == queued and now > 0:
+                    break                       # the last piece stayed in the proxy
+                queued = now
+                piece = pattern_bytes(4096, seed=len(sent))
+                conn.send(piece)
+                sent.extend(piece)
             conn.send(b"TAIL")
+            sent.extend(b"TAIL")
+            done.set()
 
         upstream = self.start_upstream(handler)
         gh = self.start_gatehouse(make_config({"app": [upstream]}))
-        for self.TAIL_DELAY in (0.0, 1.0):
-            with self.subTest(tail_delay=self.TAIL_DELAY), \
-                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-                sock.settimeout(3)
-                sock.connect(("127.0.0.1", gh.port))
-                sock.sendall(build_request("GET", "/close-delimited"))
-                time.sleep(2)                          # the client reads nothing yet
-                body = bytearray()
-                try:
-                    response = read_response(BufferedReader(sock), body_sink=body.extend)
-                except (OSError, EOFError, HttpParseError) as error:
-                    self.fail(f"body not ended after {len(body)} of {size + 4} bytes: {error!r}")
-                self.assertEqual(response.headers.get("Transfer-Encoding"), "chunked")
-                self.assertEqual(len(body), size + 4)
-                self.assertTrue(body == pattern_bytes(size) + b"TAIL", "body corrupted")
+        client.settimeout(2)
+        client.connect((LOCALHOST, gh.port))
+        client.sendall(build_request("GET", "/close-delimited"))
+        self.assertTrue(done.wait(20), "the proxy never stopped writing to a client that "
+                                       "reads nothing")
+        time.sleep(0.3)                                 # the proxy reads the tail and FIN
+        body = bytearray()
+        try:
+            response = read_response(BufferedReader(client), body_sink=body.extend)
+        except (OSError, EOFError, HttpParseError) as error:
+            self.fail(f"body not ended after {len(body)} of {len(sent)} bytes: {error!r}")
+        self.assertEqual(response.headers.get("Transfer-Encoding"), "chunked")
+        self.assertEqual(len(body), len(sent))
+        self.assertTrue(body == sent, "body corrupted")
 
     def test_http10_client(self):
         upstream = self.start_upstream()
@@ -266,6 +280,32 @@ class KeepAliveTest(GatehouseTestCase):
                 follow = client.request("GET", "/next")
                 self.assertEqual(follow.status, 200)
                 self.assertEqual(follow.headers.get("X-Target"), "/next")
+
+    def test_bytes_after_a_complete_response_never_answer_the_next_request(self):
+        # A response with a second one stuck to it ("EVIL"), in the same write or a moment
+        # later while the connection idles: the client's next request gets its own answer.
+        ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        extra = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"
+
+        def handler(request, conn):
+            if request.target == "/first/same-write":
+                conn.send(ok + extra)
+            elif request.target == "/first/late":
+                conn.send(ok)
+                conn.upstream.pause(0.1)
+                conn.send(extra)
+            else:
+                conn.respond(200, body=b"good")
+
+        upstream = self.start_upstream(handler)
+        gh = self.start_gatehouse(make_config({"app": [upstream]}))
+        for first in ("/first/same-write", "/first/late"):
+            with self.subTest(first), HttpClient(gh.port) as client:
+                self.assertEqual(client.request("GET", first).body, b"ok")
+                time.sleep(0.3)
+                second = client.request("GET", "/second")
+                self.assertEqual((second.status, second.body), (200, b"good"))
+                self.assertEqual(upstream.request_targets()[-1], "/second")
 
     def test_pooled_connection_closed_by_upstream_is_not_an_error(self):
         upstream = self.start_upstream(idle_timeout=0.2)  # closes idle keep-alives fast

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import unittest
 
-from harness import Gatehouse, HttpClient, Upstream, raw_request
+from harness import Gatehouse, HttpClient, Upstream, build_request, raw_request
 
 
 class RedirectTest(unittest.TestCase):
@@ -62,6 +62,22 @@ upstream = "app"
                        "/.well-known/acme-challenge/"]:
             with self.subTest(target):
                 self.assertEqual(self.get(target).status, 404)
+        self.assertEqual(self.upstream.connections, 0)
+
+    def test_access_log_names_the_request_line(self):
+        self.assertEqual(self.get("/logged/path?q=1").status, 301)
+        self.assertEqual(self.gatehouse.stop(), 0)
+        self.assertIn('"GET /logged/path?q=1 HTTP/1.1" 301', self.gatehouse.stdout())
+
+    def test_connect_and_oversized_body_are_refused_before_redirecting(self):
+        for request, status in [
+                (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 405),
+                (build_request("POST", "/upload", [("Host", "example.com"),
+                                                   ("Content-Length", str(2 << 20))]), 413)]:
+            with self.subTest(request.split(b" ", 1)[0]):
+                result = raw_request(self.gatehouse.port, request, timeout=2)
+                self.assertEqual(result.status, status, result.raw[:300])
+                self.assertNotIn(b"Location:", result.raw)
         self.assertEqual(self.upstream.connections, 0)
 
     def test_http10_without_host_gets_400(self):
