@@ -52,10 +52,11 @@ INSTALL_HINT = ("apt-get install -y nginx-light haproxy wrk nghttp2-client   "
 # worker), no access log, the same forwarding headers, nothing spilled to disk.
 # --------------------------------------------------------------------------------------
 
-# Idle upstream connections each proxy may keep. Larger than wrk's 50 connections, so in
-# steady state no proxy closes and reopens upstream connections because its pool is full
-# (with 32, 12–20 % of requests paid for a connect + close in every proxy).
-UPSTREAM_POOL = 64
+# Idle upstream connections each proxy may keep. Larger than wrk's 50 connections and the
+# h2 scenarios' 100 concurrent streams (-c10 -m10, -c100 -m1), so in steady state no proxy
+# closes and reopens upstream connections because its pool is full (with 32, 12–20 % of
+# requests paid for a connect + close in every proxy; with 64, the h2 scenarios churned).
+UPSTREAM_POOL = 128
 
 SMALL_BODY = "hello from the upstream\n"
 
