@@ -593,10 +593,11 @@ void Exchange::fail(int status, const char* reason) {
   if (!active_ || failed_) return;
   failed_ = true;
   if (status >= 500) {
-    GH_LOG_WARN("%s \"%s\": %d %s", std::string(client_.ip).c_str(), log_request_.c_str(), status,
-                reason);
+    GH_LOG_WARN("%.*s \"%s\": %d %s", static_cast<int>(client_.ip.size()), client_.ip.data(),
+                log_request_.c_str(), status, reason);
   } else {
-    GH_LOG_INFO("%s: %d %s", std::string(client_.ip).c_str(), status, reason);
+    GH_LOG_INFO("%.*s: %d %s", static_cast<int>(client_.ip.size()), client_.ip.data(), status,
+                reason);
   }
   release_upstream(false);
   driver_.on_exchange_failed(status, reason);
@@ -643,7 +644,7 @@ void Exchange::write_access_log() {
   format_utc(std::time(nullptr), time_text);
   const std::string& upstream = upstream_label_.empty() ? std::string("-") : upstream_label_;
   const double seconds = static_cast<double>(worker_.now_ms() - start_ms_) / 1000.0;
-  const std::string ip(client_.ip);
+  const int ip_length = static_cast<int>(client_.ip.size());
   // Room for a 600-byte request line escaped: targets are visible ASCII (the head scanner
   // refuses control characters), so at most '"' and '\\' double.
   char line[2048];
@@ -652,13 +653,13 @@ void Exchange::write_access_log() {
     std::string request;
     append_json_string(request, std::string_view(log_request_).substr(0, 600));
     n = std::snprintf(line, sizeof line,
-                      "{\"time\":\"%s\",\"client\":\"%s\",\"request\":%s,\"status\":%d,"
+                      "{\"time\":\"%s\",\"client\":\"%.*s\",\"request\":%s,\"status\":%d,"
                       "\"bytes\":%llu,\"upstream\":\"%s\",\"duration\":%.3f}\n",
-                      time_text, ip.c_str(), request.c_str(), log_status_,
+                      time_text, ip_length, client_.ip.data(), request.c_str(), log_status_,
                       static_cast<unsigned long long>(log_bytes_), upstream.c_str(), seconds);
   } else {
-    n = std::snprintf(line, sizeof line, "%s %s \"%.600s\" %d %llu %s %.3f\n", time_text,
-                      ip.c_str(), log_request_.c_str(), log_status_,
+    n = std::snprintf(line, sizeof line, "%s %.*s \"%.600s\" %d %llu %s %.3f\n", time_text,
+                      ip_length, client_.ip.data(), log_request_.c_str(), log_status_,
                       static_cast<unsigned long long>(log_bytes_), upstream.c_str(), seconds);
   }
   if (n > 0)

@@ -15,9 +15,10 @@
 //
 // Views handed to the driver point into the exchange's response buffer and stay valid
 // until the driver calls response_consumed(); views the driver hands in (request body)
-// must stay valid until the next on_request_writable(). Loop thread only. The exchange
-// holds no libuv handle of its own (its upstream timer belongs to the driver), so a
-// driver may destroy it at any time; an upstream connection still attached is closed.
+// must stay valid until the next on_request_writable(), or until the exchange ends
+// (finish, abort, a failure). Loop thread only. The exchange holds no libuv handle of its
+// own (its upstream timer belongs to the driver), so its owner may destroy it whenever no
+// call into it is on the stack; an upstream connection still attached is closed.
 #pragma once
 
 #include <cstdint>
@@ -98,7 +99,6 @@ class Exchange final : private UpstreamConn::Client {
   void end_request_body();
   void flush_request_body();
   std::uint64_t request_body_bytes() const { return request_body_bytes_; }
-  bool request_complete() const { return request_complete_; }
 
   // The driver is done with the pieces of the last batch.
   void response_consumed();
@@ -116,16 +116,12 @@ class Exchange final : private UpstreamConn::Client {
   void log_local_response(int status, std::uint64_t body_bytes);
 
   // Tunnels (after a 101).
-  bool tunneling() const { return tunnel_; }
   bool upstream_idle() const { return !upstream_writing_ && to_upstream_.empty(); }
   void shutdown_upstream_write();
 
   bool active() const { return active_; }
   bool upstream_writing() const { return upstream_writing_; }
-  bool response_complete() const { return response_complete_; }
-  const http::MessageInfo& response_info() const { return response_; }
   const config::Route* route() const;
-  const std::string& host() const { return host_; }  // normalized Host / :authority
   void release_memory();
 
  private:

@@ -263,14 +263,14 @@ bool H2Connection::note_empty_data(bool empty) {
 
 void H2Connection::process_streams() {
   while (!dirty_.empty()) {
-    std::vector<std::int32_t> ids;
-    ids.swap(dirty_);
-    std::sort(ids.begin(), ids.end());
-    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-    for (std::int32_t id : ids) {
+    advancing_.swap(dirty_);  // both keep their capacity: no allocation per pass
+    std::sort(advancing_.begin(), advancing_.end());
+    advancing_.erase(std::unique(advancing_.begin(), advancing_.end()), advancing_.end());
+    for (std::int32_t id : advancing_) {
       H2Stream* stream = find_stream(id);
       if (stream && stream->advance()) destroy_stream(id);
     }
+    advancing_.clear();
   }
 }
 

@@ -96,9 +96,10 @@ class H2Connection final : public ClientConnection,
   ClientContext client_;
   nghttp2_session* session_ = nullptr;
   std::unordered_map<std::int32_t, std::unique_ptr<H2Stream>> streams_;
-  std::vector<std::int32_t> dirty_;  // streams with something recorded to act on
-  DeadlineTimer idle_timer_;         // no streams for timeouts.keepalive; drain steps
-  DeadlineTimer deadline_timer_;     // the streams' upstream deadlines
+  std::vector<std::int32_t> dirty_;      // streams with something recorded to act on
+  std::vector<std::int32_t> advancing_;  // the ones process_streams works through
+  DeadlineTimer idle_timer_;             // no streams for timeouts.keepalive; drain steps
+  DeadlineTimer deadline_timer_;         // the streams' upstream deadlines
   std::uint64_t next_deadline_ms_ = 0;
   ByteBuffer in_;
   std::string pending_;  // frames from mem_send not written yet

@@ -1,6 +1,7 @@
 #include "proxy/h2_stream.hpp"
 
 #include <array>
+#include <charconv>
 #include <cstring>
 
 #include "core/log.hpp"
@@ -49,15 +50,14 @@ bool method_has_body(std::string_view method) {
   return method == "POST" || method == "PUT" || method == "PATCH";
 }
 
-// Declared Content-Length digits, or none (nghttp2 already refused malformed values).
+// The declared Content-Length, or none (nghttp2 already refused malformed values).
 std::optional<std::uint64_t> declared_length(const std::vector<http::Header>& fields) {
   for (const http::Header& field : fields) {
-    if (field.name != "content-length" || field.value.empty() || field.value.size() > 18) continue;
+    if (field.name != "content-length") continue;
     std::uint64_t n = 0;
-    for (char c : field.value) {
-      if (c < '0' || c > '9') return std::nullopt;
-      n = n * 10 + static_cast<std::uint64_t>(c - '0');
-    }
+    const char* end = field.value.data() + field.value.size();
+    const auto [stop, error] = std::from_chars(field.value.data(), end, n);
+    if (error != std::errc() || stop != end) return std::nullopt;
     return n;
   }
   return std::nullopt;
