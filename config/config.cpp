@@ -1043,7 +1043,7 @@ void Loader::load_check_type_keys(const Scope& scope, Check& check) {
                              {"min_healthy", bit(http)}};
   for (const auto& [key, node] : scope.table) {
     auto rule = std::find_if(std::begin(kRules), std::end(kRules),
-                             [&](const Rule& r) { return r.key == key.str(); });
+                             [name = key.str()](const Rule& r) { return r.key == name; });
     if (rule == std::end(kRules) || (rule->types & bit(type))) continue;
     std::string allowed;
     for (CheckType t : {postgres, http, tcp, redis}) {
@@ -1181,7 +1181,7 @@ void Loader::warn_unused_upstreams() {
   // min_healthy counts hosts passing http checks: without one it is never consulted.
   for (const auto& [name, at] : min_healthy_at_) {
     const bool checked = std::any_of(config_.checks.begin(), config_.checks.end(),
-                                     [&](const Check& c) { return c.upstream == name; });
+                                     [&upstream = name](const Check& c) { return c.upstream == upstream; });
     if (!checked) {
       warning(at, "upstream " + quoted(name) +
                       ": min_healthy has no effect without an http [[check]] on this upstream");

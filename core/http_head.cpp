@@ -56,10 +56,6 @@ constexpr std::string_view trim_ows(std::string_view s) {
   return s;
 }
 
-constexpr char to_lower(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
-}
-
 // Index of the last byte of the run of `char_class` bytes that starts at `pos`, looking
 // no further than `stop`: lets the scanner take a whole name or value in a tight loop.
 std::size_t last_in_run(std::string_view data, std::size_t pos, std::size_t stop,

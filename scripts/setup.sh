@@ -11,6 +11,7 @@ build_packages=(
 test_packages=(
   clang-format libgtest-dev python3 python3-yaml curl openssl postgresql redis-server
   podman runc slirp4netns uidmap wrk python3-h2 nghttp2-client
+  clang libclang-rt-14-dev testssl.sh
 )
 packages=("${build_packages[@]}" "${test_packages[@]}")
 [ "${GATEHOUSE_BENCH:-0}" = 1 ] && packages+=(nginx-light haproxy)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds, and runs the whole test suite twice: a normal build and
-# an AddressSanitizer + UndefinedBehaviorSanitizer build. Exits non-zero on any failure.
+# an AddressSanitizer + UndefinedBehaviorSanitizer build. Also builds what users and
+# packagers build (-O3 Release with GCC, and clang), warnings fatal. Exits non-zero on any
+# failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -9,6 +11,15 @@ jobs=$(nproc)
 echo "== release build: unit and integration tests"
 scripts/build.sh >/dev/null
 ctest --test-dir build --output-on-failure -j "$jobs"
+
+echo "== -O3 Release (GCC) and clang builds, with their unit tests"
+for flavour in release clang; do
+  dir=$(GATEHOUSE_FLAVOUR=$flavour scripts/build.sh | tail -n 1)
+  log=/tmp/gatehouse-unit-$flavour.log
+  ctest --test-dir "$dir" -j "$jobs" -E '^integration\.' --output-on-failure >"$log" ||
+    { cat "$log"; exit 1; }
+  tail -n 3 "$log"
+done
 
 echo "== sanitizer build (ASan + UBSan): unit and integration tests"
 GATEHOUSE_SANITIZE=1 scripts/build.sh >/dev/null
