@@ -1,8 +1,11 @@
 // ByteBuffer: one fixed-size block with a consumed prefix [0, begin), pending bytes
 // [begin, end) and free space [end, capacity). Blocks come from a per-worker BufferPool
-// and go back to it when a connection idles, so idle connections hold no buffers.
+// and go back to it when a connection idles, so idle connections hold no buffers; the
+// pool in turn gives back the blocks a burst left unused (release_unused), so an idle
+// worker holds none either.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <memory>
@@ -21,6 +24,7 @@ class BufferPool {
     if (free_.empty()) return std::make_unique_for_overwrite<char[]>(block_size_);
     auto block = std::move(free_.back());
     free_.pop_back();
+    low_water_ = std::min(low_water_, free_.size());
     return block;
   }
 
@@ -28,10 +32,22 @@ class BufferPool {
     if (block && free_.size() < max_free_) free_.push_back(std::move(block));
   }
 
+  // Called periodically: frees half of the blocks that stayed in the pool through the
+  // whole period (its low-water mark), so the pool decays to what the load uses. Returns
+  // how many were freed.
+  std::size_t release_unused() {
+    const std::size_t surplus = (low_water_ + 1) / 2;
+    free_.erase(free_.begin(), free_.begin() + static_cast<std::ptrdiff_t>(surplus));  // coldest
+    low_water_ = free_.size();
+    return surplus;
+  }
+  std::size_t free_blocks() const { return free_.size(); }
+
  private:
   std::size_t block_size_;
   std::size_t max_free_;
   std::vector<std::unique_ptr<char[]>> free_;
+  std::size_t low_water_ = 0;  // fewest free blocks since the last release_unused()
 };
 
 class ByteBuffer {

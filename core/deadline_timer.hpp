@@ -10,12 +10,19 @@
 // remainder; one that finds no deadline does nothing. The owner's callback therefore
 // runs at (or after) the last deadline armed, exactly as with a re-armed uv_timer.
 //
+// One timer can carry two independent deadlines (slots 0 and 1, each with its callback):
+// an HTTP/1.1 connection keeps its client and upstream deadlines on one libuv handle, so
+// an idle keep-alive connection holds one uv_timer_t, not two.
+//
 // Times are the loop's (uv_now). Owned by one object, which must close() it and wait for
 // its close callback before freeing it. Loop thread only.
 #pragma once
 
 #include <uv.h>
 
+#include <algorithm>
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 
@@ -24,29 +31,34 @@ namespace gh {
 class DeadlineTimer {
  public:
   using Callback = void (*)(void* owner);
+  static constexpr std::size_t kSlots = 2;
 
-  DeadlineTimer(uv_loop_t* loop, void* owner, Callback on_expired)
-      : owner_(owner), on_expired_(on_expired) {
+  DeadlineTimer(uv_loop_t* loop, void* owner, Callback on_expired) : owner_(owner) {
     uv_timer_init(loop, &timer_);
     timer_.data = this;
+    on_expired_[0] = on_expired;
   }
   DeadlineTimer(const DeadlineTimer&) = delete;
   DeadlineTimer& operator=(const DeadlineTimer&) = delete;
 
-  // The callback runs `timeout_ms` from now (loop time), unless armed again or disarmed.
-  void arm(std::uint64_t timeout_ms) {
+  // What runs when `slot`'s deadline passes (slot 0's is the constructor's).
+  void on_expired(std::size_t slot, Callback callback) { on_expired_[slot] = callback; }
+
+  // The slot's callback runs `timeout_ms` from now (loop time), unless armed again or
+  // disarmed.
+  void arm(std::uint64_t timeout_ms, std::size_t slot = 0) {
     const std::uint64_t now = uv_now(timer_.loop);
-    deadline_ = now + timeout_ms;
-    if (!uv_is_active(handle()) || wake_at_ > deadline_) schedule(now, timeout_ms);
+    deadlines_[slot] = now + timeout_ms;
+    if (!uv_is_active(handle()) || wake_at_ > deadlines_[slot]) schedule(now, timeout_ms);
   }
   // No deadline. A wake-up still scheduled finds nothing to do and stops.
-  void disarm() { deadline_ = kNoDeadline; }
-  bool armed() const { return deadline_ != kNoDeadline; }
+  void disarm(std::size_t slot = 0) { deadlines_[slot] = kNoDeadline; }
+  bool armed(std::size_t slot = 0) const { return deadlines_[slot] != kNoDeadline; }
 
   // Closes the handle; `on_closed(owner)` runs from the loop once it is closed.
   void close(Callback on_closed) {
     on_closed_ = on_closed;
-    deadline_ = kNoDeadline;
+    deadlines_.fill(kNoDeadline);
     uv_close(handle(), [](uv_handle_t* h) {
       auto* self = static_cast<DeadlineTimer*>(h->data);
       self->on_closed_(self->owner_);
@@ -65,20 +77,27 @@ class DeadlineTimer {
     uv_timer_start(&timer_, on_wake, delay_ms, 0);
   }
 
+  // Runs the callbacks of the deadlines that passed, then sleeps until the earliest one
+  // left (a deadline pushed back, or the other slot's). A callback may re-arm or close.
   static void on_wake(uv_timer_t* timer) {
     auto* self = static_cast<DeadlineTimer*>(timer->data);
-    if (self->deadline_ == kNoDeadline) return;
     const std::uint64_t now = uv_now(timer->loop);
-    if (now < self->deadline_) return self->schedule(now, self->deadline_ - now);  // pushed back
-    self->deadline_ = kNoDeadline;
-    self->on_expired_(self->owner_);
+    for (std::size_t slot = 0; slot < kSlots; ++slot) {
+      if (self->deadlines_[slot] > now) continue;
+      self->deadlines_[slot] = kNoDeadline;
+      self->on_expired_[slot](self->owner_);
+      if (self->closing()) return;
+    }
+    std::uint64_t next = kNoDeadline;
+    for (std::uint64_t deadline : self->deadlines_) next = std::min(next, deadline);
+    if (next != kNoDeadline && !uv_is_active(self->handle())) self->schedule(now, next - now);
   }
 
   uv_timer_t timer_{};
   void* owner_;
-  Callback on_expired_;
+  std::array<Callback, kSlots> on_expired_{};
   Callback on_closed_ = nullptr;
-  std::uint64_t deadline_ = kNoDeadline;
+  std::array<std::uint64_t, kSlots> deadlines_{kNoDeadline, kNoDeadline};
   std::uint64_t wake_at_ = 0;  // when the running libuv timer fires
 };
 

@@ -16,24 +16,26 @@ using http::HeadKind;
 using http::HeadScan;
 
 constexpr config::Duration kLingerTimeout = std::chrono::seconds(2);
-constexpr config::Duration kTrimAfter = std::chrono::seconds(1);
+constexpr config::Duration kTrimAfter = std::chrono::milliseconds(250);
 constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 }  // namespace
 
 H1Connection::H1Connection(Worker& worker, SnapshotPtr snapshot)
-    : worker_(worker),
-      snapshot_(std::move(snapshot)),
-      client_timer_(worker.loop(), this,
-                    [](void* self) { static_cast<H1Connection*>(self)->on_client_timeout(); }),
-      upstream_timer_(worker.loop(), this,
-                      [](void* self) {
-                        auto* connection = static_cast<H1Connection*>(self);
-                        if (connection->exchange_) connection->exchange_->on_upstream_timeout();
-                      }),
-      request_parser_(HeadKind::request, snapshot_->config->limits.chunk_extension) {
-  request_body_.connection = this;
-  open_handles_ = 2;  // the timers
+    : worker_(worker), snapshot_(std::move(snapshot)), timer_(worker.loop(), this, [](void* self) {
+        static_cast<H1Connection*>(self)->on_client_timeout();
+      }) {
+  timer_.on_expired(kUpstreamDeadline, [](void* self) {
+    auto* connection = static_cast<H1Connection*>(self);
+    if (connection->state_) connection->state_->exchange.on_upstream_timeout();
+  });
+  open_handles_ = 1;  // the timer
+}
+
+H1Connection::RequestState::RequestState(H1Connection& connection, const ClientContext& client)
+    : parser(HeadKind::request, connection.config().limits.chunk_extension),
+      exchange(connection.worker_, static_cast<Exchange::Driver&>(connection), client) {
+  body_sink.connection = &connection;
 }
 
 H1Connection::~H1Connection() = default;
@@ -48,9 +50,8 @@ void H1Connection::start(uv_stream_t* listener, std::size_t listener_index, bool
   }
   ++open_handles_;
   client_ip_ = down_->peer_ip();
-  exchange_.emplace(worker_, static_cast<Exchange::Driver&>(*this),
-                    ClientContext{client_ip_, down_->secure(), listener_index});
   if (over_limit) {
+    request_state();  // the 503 is logged as a local response
     GH_LOG_WARN("%s: connection limit reached, answering 503", client_ip_.c_str());
     return respond_local(503, "too many connections\n", "Retry-After: 1\r\n");
   }
@@ -64,12 +65,10 @@ void H1Connection::drain() {
 }
 
 void H1Connection::close() {
-  if (client_timer_.closing()) return;  // already closing
+  if (timer_.closing()) return;  // already closing
   phase_ = Phase::closing;
-  if (exchange_) exchange_->abort();  // a tunnel or a cut response is logged here
-  const auto timer_closed = [](void* self) { static_cast<H1Connection*>(self)->handle_closed(); };
-  client_timer_.close(timer_closed);
-  upstream_timer_.close(timer_closed);
+  if (state_) state_->exchange.abort();  // a tunnel or a cut response is logged here
+  timer_.close([](void* self) { static_cast<H1Connection*>(self)->handle_closed(); });
   if (down_) down_->close();
 }
 
@@ -80,7 +79,7 @@ void H1Connection::on_closed() {
 void H1Connection::handle_closed() {
   if (--open_handles_ > 0) return;
   in_ = ByteBuffer{};
-  exchange_.reset();
+  state_.reset();
   worker_.forget(this);  // destroys this
 }
 
@@ -136,7 +135,7 @@ void H1Connection::on_read(std::size_t n) {
       if (!request_complete_) pump_request_body();
       break;
     case Phase::tunnel:
-      arm_client_timer(exchange_->route()->tunnel_idle);  // traffic either way
+      arm_client_timer(state_->exchange.route()->tunnel_idle);  // traffic either way
       pump_tunnel();
       break;
     case Phase::closing:
@@ -158,12 +157,12 @@ void H1Connection::on_read_end(int status) {
 
 void H1Connection::on_write_done(int status) {
   client_writing_ = false;
-  to_client_.clear();
+  state_->to_client.clear();
   if (status < 0) return close();
   if (phase_ == Phase::closing) return linger_close();
   if (holding_views_) {
     holding_views_ = false;
-    exchange_->response_consumed();  // may hand over the next batch at once
+    state_->exchange.response_consumed();  // may hand over the next batch at once
   }
   if (phase_ == Phase::tunnel) return pump_tunnel();
   maybe_finish_exchange();
@@ -172,7 +171,7 @@ void H1Connection::on_write_done(int status) {
 void H1Connection::update_client_reads() {
   if (client_eof_ || !down_) return;
   // Body views into `in_` stay in use while the exchange writes them upstream.
-  if (!exchange_->upstream_writing()) in_.compact();
+  if (!state_ || !state_->exchange.upstream_writing()) in_.compact();
   const bool want = !in_.allocated() || in_.free_space() > 0;
   if (want && !client_reading_) {
     client_reading_ = down_->start_reading() == 0;
@@ -182,10 +181,19 @@ void H1Connection::update_client_reads() {
   }
 }
 
+H1Connection::RequestState& H1Connection::request_state() {
+  if (!state_) {
+    state_ = std::make_unique<RequestState>(
+        *this, ClientContext{client_ip_, down_->secure(), listener_index_});
+  }
+  return *state_;
+}
+
 void H1Connection::process_input() {
   while (phase_ == Phase::idle || phase_ == Phase::head) {
     if (in_.pending() == 0) return client_eof_ ? close() : void();
     if (phase_ == Phase::idle) {
+      request_state();
       phase_ = Phase::head;
       arm_client_timer(config().timeouts.request_header);
     }
@@ -200,7 +208,7 @@ void H1Connection::process_input() {
 
 void H1Connection::process_head() {
   HeadScan scan =
-      request_parser_.scan_head({in_.begin_ptr(), in_.pending()}, snapshot_->head_limits);
+      state_->parser.scan_head({in_.begin_ptr(), in_.pending()}, snapshot_->head_limits);
   if (scan.state == HeadScan::State::invalid) return fail(scan.error.status, scan.error.reason);
   if (scan.state == HeadScan::State::incomplete) {
     if (in_.free_space() == 0) {
@@ -209,13 +217,13 @@ void H1Connection::process_head() {
     }
     return;
   }
-  auto step = request_parser_.execute(in_.begin_ptr(), scan.length, nullptr);
+  auto step = state_->parser.execute(in_.begin_ptr(), scan.length, nullptr);
   if (step.outcome == http::HttpParser::Outcome::error) {
-    return fail(400, request_parser_.error_reason());
+    return fail(400, state_->parser.error_reason());
   }
   http::HeadError error;
-  request_ = {};
-  if (!http::analyze_request(request_parser_.head(), request_, error)) {
+  state_->request = {};
+  if (!http::analyze_request(state_->parser.head(), state_->request, error)) {
     return fail(error.status, error.reason);
   }
   start_exchange(scan.length, step.outcome == http::HttpParser::Outcome::message_complete);
@@ -223,57 +231,57 @@ void H1Connection::process_head() {
 
 void H1Connection::start_exchange(std::size_t head_length, bool message_complete) {
   snapshot_ = worker_.snapshot();  // a keep-alive connection follows reloads
-  const http::MessageHead& head = request_parser_.head();
+  const http::MessageHead& head = state_->parser.head();
   phase_ = Phase::exchange;
   request_minor_ = head.version_minor;
   request_complete_ = message_complete;
   response_started_ = response_complete_ = upstream_finished_ = false;
   client_framing_ = ClientFraming::none;
-  if (!request_.keep_alive || draining_) close_after_response_ = true;
+  if (!state_->request.keep_alive || draining_) close_after_response_ = true;
   const auto protocol = request_minor_ == 0 ? ClientProtocol::http1_0 : ClientProtocol::http1_1;
-  if (redirect_listener() && !refuse_before_routing(head, request_, config())) {
-    exchange_->begin(head, protocol);  // names the request in the access log
+  if (redirect_listener() && !refuse_before_routing(head, state_->request, config())) {
+    state_->exchange.begin(head, protocol);  // names the request in the access log
     return answer_redirect_listener();
   }
   // The head's views stay valid: consuming does not move bytes, and nothing compacts
   // `in_` before the exchange has copied what it needs.
   in_.consume(head_length);
   if (request_complete_) {
-    client_timer_.disarm();
+    timer_.disarm();
   } else {
     arm_client_timer(config().timeouts.client_body);
   }
-  exchange_->start(head, request_, protocol, request_complete_);
+  state_->exchange.start(head, state_->request, protocol, request_complete_);
 }
 
 void H1Connection::RequestBody::on_body(const char* data, std::size_t length) {
-  connection->exchange_->add_request_body(data, length);
+  connection->state_->exchange.add_request_body(data, length);
 }
 
 // Parses the body bytes buffered so far into pieces for the exchange, one upstream write
 // at a time.
 void H1Connection::pump_request_body() {
-  if (phase_ != Phase::exchange || request_complete_ || !exchange_->request_writable() ||
+  if (phase_ != Phase::exchange || request_complete_ || !state_->exchange.request_writable() ||
       in_.pending() == 0) {
     return;
   }
-  auto step = request_parser_.execute(in_.begin_ptr(), in_.pending(), &request_body_);
+  auto step = state_->parser.execute(in_.begin_ptr(), in_.pending(), &state_->body_sink);
   if (step.outcome == http::HttpParser::Outcome::error) {
-    return fail(400, request_parser_.error_reason());
+    return fail(400, state_->parser.error_reason());
   }
   const std::size_t body_limit = config().limits.body;
-  if (body_limit && exchange_->request_body_bytes() > body_limit) {
+  if (body_limit && state_->exchange.request_body_bytes() > body_limit) {
     return fail(413, "request body too large");
   }
   in_.consume(step.consumed);
   if (step.outcome == http::HttpParser::Outcome::message_complete) {
     request_complete_ = true;
-    client_timer_.disarm();
-    exchange_->end_request_body();
+    timer_.disarm();
+    state_->exchange.end_request_body();
   } else {
     arm_client_timer(config().timeouts.client_body);
   }
-  exchange_->flush_request_body();
+  state_->exchange.flush_request_body();
 }
 
 void H1Connection::on_request_writable() {
@@ -309,7 +317,7 @@ bool H1Connection::redirect_listener() const {
 // Answers 301 to https, or an ACME challenge file.
 void H1Connection::answer_redirect_listener() {
   const config::Listener& listener = config().listeners[listener_index_];
-  const std::string_view target = request_parser_.head().target;
+  const std::string_view target = state_->parser.head().target;
   const std::string_view path = target.substr(0, target.find('?'));
   if (!listener.acme_webroot.empty() && path.starts_with(kAcmePrefix)) {
     std::string_view token = path.substr(kAcmePrefix.size());
@@ -321,7 +329,7 @@ void H1Connection::answer_redirect_listener() {
     return;
   }
   std::string host;
-  normalize_host(request_.host, host);
+  normalize_host(state_->request.host, host);
   if (host.empty()) {
     respond_local(400, "a redirect to https needs a Host header\n");
     return;
@@ -388,17 +396,17 @@ void H1Connection::on_acme_closed(uv_fs_t* req) {
 
 void H1Connection::on_response_head(const http::MessageHead& head, const http::MessageInfo& info,
                                     const ResponseExtras& extras) {
-  std::string& scratch = to_client_.scratch();
-  const std::size_t mark = to_client_.mark();
+  std::string& scratch = state_->to_client.scratch();
+  const std::size_t mark = state_->to_client.mark();
   if (head.status == 101) {
     write_client_response(head, head.reason, info, ClientFraming::none, true, request_minor_,
                           scratch);
-    to_client_.add_scratch_since(mark);
+    state_->to_client.add_scratch_since(mark);
     phase_ = Phase::tunnel;
     response_started_ = true;
     // HTTP is over on this connection: only the buffers matter from here on.
-    request_parser_.release_memory();
-    arm_client_timer(exchange_->route()->tunnel_idle);
+    state_->parser.release_memory();
+    arm_client_timer(state_->exchange.route()->tunnel_idle);
     return;
   }
   if (head.status < 200) {
@@ -406,7 +414,7 @@ void H1Connection::on_response_head(const http::MessageHead& head, const http::M
     if (request_minor_ >= 1) {
       write_client_response(head, head.reason, info, ClientFraming::none, true, request_minor_,
                             scratch);
-      to_client_.add_scratch_since(mark);
+      state_->to_client.add_scratch_since(mark);
       response_started_ = true;
     }
     return;
@@ -424,7 +432,7 @@ void H1Connection::on_response_head(const http::MessageHead& head, const http::M
   }
   write_client_response(head, head.reason, info, client_framing_, keep_alive, request_minor_,
                         scratch, extra);
-  to_client_.add_scratch_since(mark);
+  state_->to_client.add_scratch_since(mark);
   if (!keep_alive || client_framing_ == ClientFraming::close_delimited) {
     close_after_response_ = true;
   }
@@ -433,17 +441,17 @@ void H1Connection::on_response_head(const http::MessageHead& head, const http::M
 
 void H1Connection::on_response_body(const char* data, std::size_t length) {
   if (phase_ == Phase::tunnel) {
-    arm_client_timer(exchange_->route()->tunnel_idle);  // traffic either way
-    return to_client_.add_view(data, length);
+    arm_client_timer(state_->exchange.route()->tunnel_idle);  // traffic either way
+    return state_->to_client.add_view(data, length);
   }
   if (client_framing_ == ClientFraming::chunked) {
-    const std::size_t mark = to_client_.mark();
-    append_chunk_header(length, to_client_.scratch());
-    to_client_.add_scratch_since(mark);
-    to_client_.add_view(data, length);
-    to_client_.add_text("\r\n");
+    const std::size_t mark = state_->to_client.mark();
+    append_chunk_header(length, state_->to_client.scratch());
+    state_->to_client.add_scratch_since(mark);
+    state_->to_client.add_view(data, length);
+    state_->to_client.add_text("\r\n");
   } else {
-    to_client_.add_view(data, length);
+    state_->to_client.add_view(data, length);
   }
 }
 
@@ -451,9 +459,9 @@ void H1Connection::on_response_body(const char* data, std::size_t length) {
 bool H1Connection::on_response_batch(bool complete) {
   if (complete && !response_complete_) {
     response_complete_ = true;
-    if (client_framing_ == ClientFraming::chunked) to_client_.add_text("0\r\n\r\n");
+    if (client_framing_ == ClientFraming::chunked) state_->to_client.add_text("0\r\n\r\n");
   }
-  if (to_client_.empty()) {
+  if (state_->to_client.empty()) {
     // Only a close-delimited body's end: everything went out already, the connection
     // closes next (no pipelined request starts from inside the exchange's call).
     if (complete) maybe_finish_exchange();
@@ -465,8 +473,8 @@ bool H1Connection::on_response_batch(bool complete) {
 }
 
 void H1Connection::flush_to_client() {
-  if (client_writing_ || to_client_.empty()) return;
-  const auto& bufs = to_client_.buffers();
+  if (client_writing_ || state_->to_client.empty()) return;
+  const auto& bufs = state_->to_client.buffers();
   if (down_->write(bufs.data(), static_cast<unsigned>(bufs.size())) != 0) return close();
   client_writing_ = true;
 }
@@ -474,7 +482,7 @@ void H1Connection::flush_to_client() {
 void H1Connection::on_exchange_failed(int status, const char* reason) {
   if (phase_ == Phase::closing) return;
   if (response_started_ || phase_ == Phase::tunnel) {
-    exchange_->abort();
+    state_->exchange.abort();
     return close();
   }
   std::string body(reason);
@@ -494,19 +502,19 @@ void H1Connection::on_upstream_finished() {
 // before it are written; when both sides ended, close.
 void H1Connection::pump_tunnel() {
   if (phase_ != Phase::tunnel) return;
-  if (exchange_->request_writable() && in_.pending() > 0) {
-    exchange_->add_request_body(in_.begin_ptr(), in_.pending());
+  if (state_->exchange.request_writable() && in_.pending() > 0) {
+    state_->exchange.add_request_body(in_.begin_ptr(), in_.pending());
     in_.consume(in_.pending());
-    exchange_->flush_request_body();
+    state_->exchange.flush_request_body();
     if (phase_ != Phase::tunnel) return;
   }
   const bool to_client_done = !client_writing_ && upstream_finished_;
-  const bool to_upstream_done = exchange_->upstream_idle() && in_.pending() == 0;
+  const bool to_upstream_done = state_->exchange.upstream_idle() && in_.pending() == 0;
   if (to_client_done && !client_shut_) {
     client_shut_ = true;
     down_->shutdown_write();
   }
-  if (client_eof_ && to_upstream_done) exchange_->shutdown_upstream_write();
+  if (client_eof_ && to_upstream_done) state_->exchange.shutdown_upstream_write();
   // An idle tunnel holds no buffers: they go back to the pool once drained.
   if (to_upstream_done) {
     in_.compact();
@@ -520,22 +528,22 @@ void H1Connection::pump_tunnel() {
 
 void H1Connection::maybe_finish_exchange() {
   if (phase_ != Phase::exchange || !response_complete_ || client_writing_) return;
-  if (!to_client_.empty()) return flush_to_client();
+  if (!state_->to_client.empty()) return flush_to_client();
   if (!request_complete_) {
     // Answered before the request ended: the rest of its body is never read.
     close_after_response_ = true;
-  } else if (!exchange_->upstream_idle()) {
+  } else if (!state_->exchange.upstream_idle()) {
     return;
   }
   finish_exchange();
 }
 
 void H1Connection::finish_exchange() {
-  exchange_->finish();
+  state_->exchange.finish();
   if (close_after_response_ || draining_) return linger_close();
   phase_ = Phase::idle;
   response_started_ = response_complete_ = false;
-  request_parser_.begin_message();
+  state_->parser.begin_message();
   if (in_.pending() > 0 || client_eof_) {
     process_input();  // a pipelined request is already here (or the client is gone)
   } else {
@@ -550,7 +558,7 @@ void H1Connection::fail(int status, const char* reason) {
   if (phase_ == Phase::closing) return;
   GH_LOG_INFO("%s: %d %s", client_ip_.c_str(), status, reason);
   if (response_started_ || phase_ == Phase::tunnel) {
-    exchange_->abort();
+    state_->exchange.abort();
     return close();
   }
   std::string body(reason);
@@ -560,22 +568,22 @@ void H1Connection::fail(int status, const char* reason) {
 
 void H1Connection::respond_local(int status, std::string_view body,
                                  std::string_view extra_headers) {
-  exchange_->log_local_response(status, body.size());  // releases its upstream connection
+  state_->exchange.log_local_response(status, body.size());  // releases its upstream connection
   phase_ = Phase::closing;
-  upstream_timer_.disarm();
+  timer_.disarm(kUpstreamDeadline);
   arm_client_timer(kLingerTimeout);
   // A write in flight points into the outbox: never rewrite it under its feet.
   if (client_writing_) return close();
-  to_client_.clear();
+  state_->to_client.clear();
   std::string extra(extra_headers);
   if (std::string hsts = hsts_value(config(), listener_index_, down_->secure()); !hsts.empty()) {
     extra.append("Strict-Transport-Security: ").append(hsts).append("\r\n");
   }
-  std::size_t mark = to_client_.mark();
-  write_local_response(status, body, false, extra, to_client_.scratch());
-  to_client_.add_scratch_since(mark);
+  std::size_t mark = state_->to_client.mark();
+  write_local_response(status, body, false, extra, state_->to_client.scratch());
+  state_->to_client.add_scratch_since(mark);
   response_started_ = true;
-  const auto& bufs = to_client_.buffers();
+  const auto& bufs = state_->to_client.buffers();
   if (down_->write(bufs.data(), static_cast<unsigned>(bufs.size())) != 0) return close();
   client_writing_ = true;
 }
@@ -584,9 +592,9 @@ void H1Connection::respond_local(int status, std::string_view body,
 // client still sends for a moment, then close. Closing with unread input would make the
 // kernel send RST, which can destroy the response before the client reads it.
 void H1Connection::linger_close() {
-  if (client_timer_.closing()) return;
+  if (timer_.closing()) return;
   phase_ = Phase::closing;
-  exchange_->abort();
+  if (state_) state_->exchange.abort();
   down_->shutdown_write();
   arm_client_timer(kLingerTimeout);
   in_.consume(in_.pending());
@@ -595,7 +603,7 @@ void H1Connection::linger_close() {
 }
 
 void H1Connection::arm_client_timer(config::Duration timeout) {
-  client_timer_.arm(static_cast<std::uint64_t>(timeout.count()));
+  timer_.arm(static_cast<std::uint64_t>(timeout.count()));
 }
 
 // An idle keep-alive connection first waits a moment with its memory (the next request
@@ -610,9 +618,7 @@ void H1Connection::arm_idle_timer() {
 void H1Connection::trim_memory() {
   trimmed_ = true;
   in_.release_if_empty(worker_.buffers());
-  to_client_.release_memory();
-  request_parser_.release_memory();
-  exchange_->release_memory();
+  state_.reset();
 }
 
 void H1Connection::on_client_timeout() {

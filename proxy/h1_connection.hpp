@@ -56,6 +56,7 @@ class H1Connection final : public ClientConnection,
 
  private:
   enum class Phase { idle, head, exchange, tunnel, closing };
+  struct RequestState;
 
   // Transport::Events (client side).
   uv_buf_t read_buffer() override;
@@ -72,8 +73,10 @@ class H1Connection final : public ClientConnection,
   bool on_response_batch(bool complete) override;
   void on_exchange_failed(int status, const char* reason) override;
   void on_upstream_finished() override;
-  void arm_upstream_timer(std::uint64_t timeout_ms) override { upstream_timer_.arm(timeout_ms); }
-  void disarm_upstream_timer() override { upstream_timer_.disarm(); }
+  void arm_upstream_timer(std::uint64_t timeout_ms) override {
+    timer_.arm(timeout_ms, kUpstreamDeadline);
+  }
+  void disarm_upstream_timer() override { timer_.disarm(kUpstreamDeadline); }
 
   // HTTP/2 on this connection: ALPN said h2, or the h2c preface on a listener allowing it.
   enum class Handover { no, yes, wait };
@@ -81,6 +84,7 @@ class H1Connection final : public ClientConnection,
   void hand_over_to_http2();
 
   // Request path.
+  RequestState& request_state();  // made on first use
   void process_input();
   void process_head();
   void start_exchange(std::size_t head_length, bool message_complete);
@@ -116,24 +120,37 @@ class H1Connection final : public ClientConnection,
     void on_body(const char* data, std::size_t length) override;
   };
 
+  // What a connection needs while a request is in progress: its parser, the exchange,
+  // the response's outbox. An idle keep-alive connection gives it back (trim_memory) and
+  // makes a new one on its next request, so it holds little more than its socket and its
+  // timer; one allocation, so a burst of connections leaves few holes in the heap.
+  struct RequestState {
+    RequestState(H1Connection& connection, const ClientContext& client);
+    http::HttpParser parser;
+    http::MessageInfo request;
+    RequestBody body_sink;
+    Outbox to_client;
+    Exchange exchange;
+  };
+
   const config::Config& config() const { return *snapshot_->config; }
 
   Worker& worker_;
   SnapshotPtr snapshot_;
   std::size_t listener_index_ = 0;
   std::unique_ptr<tls::Transport> down_;
-  DeadlineTimer client_timer_;    // header, body, keep-alive, linger and tunnel idle
-  DeadlineTimer upstream_timer_;  // the exchange's connect and read deadline
+  // Slot 0: header, body, keep-alive, linger and tunnel idle deadlines; slot 1: the
+  // exchange's upstream connect and read deadline.
+  static constexpr std::size_t kClientDeadline = 0;
+  static constexpr std::size_t kUpstreamDeadline = 1;
+  DeadlineTimer timer_;
   int open_handles_ = 0;
   Phase phase_ = Phase::idle;
   std::string client_ip_;
-  std::optional<Exchange> exchange_;  // made in start(), once the client is known
+  std::unique_ptr<RequestState> state_;  // while in use; see RequestState
 
   // Request.
   ByteBuffer in_;
-  http::HttpParser request_parser_;
-  http::MessageInfo request_;
-  RequestBody request_body_;
   int request_minor_ = 1;  // HTTP/1.x of the request in flight
   bool checked_protocol_ = false;
   bool client_reading_ = false;
@@ -146,7 +163,6 @@ class H1Connection final : public ClientConnection,
   bool trimmed_ = false;  // idle connection gave its memory back
 
   // Response.
-  Outbox to_client_;
   ClientFraming client_framing_ = ClientFraming::none;
   bool response_started_ = false;   // bytes of a response went to the client
   bool response_complete_ = false;  // the exchange delivered the last piece

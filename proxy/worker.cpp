@@ -1,5 +1,6 @@
 #include "proxy/worker.hpp"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include "core/clock.hpp"
@@ -184,6 +185,9 @@ void Worker::on_tick() {
   flush_access_log();
   close_idle_upstreams(false);
   follow_upstream_demand();
+  // Buffers a burst left unused go back to malloc, and from there to the system:
+  // malloc keeps freed chunks in the middle of its heap resident until asked.
+  if (buffers_.release_unused() > 0) malloc_trim(0);
   publish_stats();
 }
 

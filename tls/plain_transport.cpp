@@ -1,6 +1,7 @@
 // Plain TCP transport: a thin owner of one uv_tcp_t.
 #include <netinet/in.h>
 
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -27,9 +28,9 @@ class PlainTransport final : public Transport, private Deferred {
   // A connect libuv refuses at once is reported from the DeferQueue (on loops without
   // one, at once).
   void connect_to(const sockaddr* address) {
-    connect_req_.data = this;
+    uv_connect_t& req = lazy(connect_req_);
     uv_tcp_nodelay(&tcp_, 1);
-    const int rc = uv_tcp_connect(&connect_req_, &tcp_, address, on_connect);
+    const int rc = uv_tcp_connect(&req, &tcp_, address, on_connect);
     if (rc == 0) return;
     connect_error_ = rc;
     if (DeferQueue* queue = DeferQueue::of(tcp_.loop)) return queue->push(*this);
@@ -50,13 +51,11 @@ class PlainTransport final : public Transport, private Deferred {
       bufs = rest_.data();
       count = static_cast<unsigned>(rest_.size());
     }
-    write_req_.data = this;
-    return uv_write(&write_req_, stream(), bufs, count, on_write);
+    return uv_write(&lazy(write_req_), stream(), bufs, count, on_write);
   }
 
   void shutdown_write() override {
-    shutdown_req_.data = this;
-    uv_shutdown(&shutdown_req_, stream(), [](uv_shutdown_t*, int) {});
+    uv_shutdown(&lazy(shutdown_req_), stream(), [](uv_shutdown_t*, int) {});
   }
 
   void close() override {
@@ -73,6 +72,14 @@ class PlainTransport final : public Transport, private Deferred {
 
  private:
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+
+  // A request made on first use (and kept): see the members.
+  template <class Request>
+  Request& lazy(std::unique_ptr<Request>& request) {
+    if (!request) request = std::make_unique<Request>();
+    request->data = this;
+    return *request;
+  }
   uv_handle_t* handle() { return reinterpret_cast<uv_handle_t*>(&tcp_); }
 
   static void on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
@@ -105,9 +112,12 @@ class PlainTransport final : public Transport, private Deferred {
 
   Events* events_;
   uv_tcp_t tcp_{};
-  uv_write_t write_req_{};
-  uv_shutdown_t shutdown_req_{};
-  uv_connect_t connect_req_{};
+  // libuv's requests are allocated when first needed: an accepted connection never
+  // connects and rarely shuts down, and small responses leave in uv_try_write, so an idle
+  // keep-alive connection holds none of these 370 bytes.
+  std::unique_ptr<uv_write_t> write_req_;
+  std::unique_ptr<uv_shutdown_t> shutdown_req_;
+  std::unique_ptr<uv_connect_t> connect_req_;
   int connect_error_ = 0;       // a connect that failed at once, reported later
   std::vector<uv_buf_t> rest_;  // the part of a write uv_try_write left over
 };

@@ -96,5 +96,50 @@ TEST_F(TimerFixture, ReArmedAfterDisarmExpiresAtTheNewDeadline) {
   EXPECT_GE(expired_after_ms, 40u);
 }
 
+// Slot 1 is a second, independent deadline on the same handle (an HTTP/1.1 connection's
+// upstream deadline beside its client deadline).
+struct TwoSlotFixture : TimerFixture {
+  int second_expiries = 0;
+  std::uint64_t second_expired_after_ms = 0;
+
+  void SetUp() override {
+    TimerFixture::SetUp();
+    timer->on_expired(1, [](void* self) {
+      auto& f = *static_cast<TwoSlotFixture*>(self);
+      ++f.second_expiries;
+      f.second_expired_after_ms = uv_now(&f.loop) - f.start_ms;
+    });
+  }
+};
+
+TEST_F(TwoSlotFixture, EachSlotExpiresAtItsOwnDeadline) {
+  timer->arm(60);
+  timer->arm(20, 1);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  EXPECT_EQ(second_expiries, 1);
+  EXPECT_GE(second_expired_after_ms, 20u);
+  EXPECT_LT(second_expired_after_ms, 60u);
+  EXPECT_EQ(expiries, 1);
+  EXPECT_GE(expired_after_ms, 60u);  // the earlier wake-up slept again for slot 0
+}
+
+TEST_F(TwoSlotFixture, LaterSlotArmedAfterAnEarlierWakeUpStillExpires) {
+  timer->arm(20, 1);
+  timer->arm(10'000);
+  timer->disarm();  // slot 0 gone: only slot 1's deadline remains
+  uv_run(&loop, UV_RUN_DEFAULT);
+  EXPECT_EQ(expiries, 0);
+  EXPECT_EQ(second_expiries, 1);
+}
+
+TEST_F(TwoSlotFixture, DisarmingOneSlotLeavesTheOther) {
+  timer->arm(20);
+  timer->arm(20, 1);
+  timer->disarm(1);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  EXPECT_EQ(expiries, 1);
+  EXPECT_EQ(second_expiries, 0);
+}
+
 }  // namespace
 }  // namespace gh
