@@ -588,8 +588,8 @@ name = "app"
 type = "http"
 upstream = "app"
 path = "/health"
-interval = "1s"
-timeout = "500ms"
+interval = "2s"
+timeout = "1500ms"
 rise = 1
 fall = 2
 """
@@ -1073,7 +1073,7 @@ class Soak:
         lines = [f"Soak: {self.duration:.0f} s, period {unit}, gatehouse pid {self.pid}, "
                  f"started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(self.wall0))}",
                  "",
-                 f"| {unit} | RSS MiB (median/max) | fds (median/max) | CPU s | requests (proxy) "
+                 f"| {unit} | RSS KiB (median/max) | fds (median/max) | CPU s | requests (proxy) "
                  "| ok (clients) | CPU µs/req | errors by kind | unattributed | aborted POSTs "
                  "| faults |",
                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
@@ -1083,7 +1083,7 @@ class Soak:
             errs = ", ".join(f"{k} {v}" for k, v in sorted(r["errors"].items())) or "-"
             faults = ", ".join(f"{k} {v}" for k, v in sorted(r["events"].items())) or "-"
             lines.append(
-                f"| {r['period']} | {r['rss'] / 1024:.1f} / {r['rss_max'] / 1024:.1f} "
+                f"| {r['period']} | {r['rss']:.0f} / {r['rss_max']} "
                 f"| {r['fds']:.0f} / {r['fds_max']} | {r['cpu']:.1f} | {r['gh_requests']:.0f} "
                 f"| {r['ok']} | {r['cpu_us_per_req']:.0f} | {errs} | {r['unattributed']} "
                 f"| {r['aborted']} | {faults} |")
@@ -1094,6 +1094,13 @@ class Soak:
                          f"over {s['span']:.2f} min, mean {s['mean']:.0f}, allowed "
                          f"{max(s['allowed'], s['noise']):.0f} -> "
                          f"{'flat' if s['flat'] else 'GROWING'}")
+        late = [r for r in self.rows[len(self.rows) // 2:] if r["samples"]]
+        if len(late) >= 4:
+            for key, unit in (("rss", "KiB"), ("fds", "fds")):
+                fit = procstat.least_squares([r["mid_min"] for r in late], [r[key] for r in late])
+                lines.append(f"{key} slope over periods {late[0]['period']}..{late[-1]['period']} "
+                             f"(for information): {fit['slope']:+.2f} {unit}/min "
+                             f"(±{fit['slope_se']:.2f} s.e.)")
         by_scen = collections.Counter()
         for (p, scen), c in self.stats.ok.items():
             by_scen[scen] += c
