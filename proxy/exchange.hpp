@@ -122,6 +122,7 @@ class Exchange final : private UpstreamConn::Client {
   bool active() const { return active_; }
   bool upstream_writing() const { return upstream_writing_; }
   const config::Route* route() const;
+  bool head_request() const { return head_request_; }
   void release_memory();
 
  private:

@@ -487,7 +487,13 @@ void H1Connection::on_exchange_failed(int status, const char* reason) {
   }
   std::string body(reason);
   body.push_back('\n');
-  respond_local(status, body, status == 503 ? "Retry-After: 1\r\n" : "");
+  // Like nginx, a 502/503/504 for a request read whole keeps the connection: the
+  // requests pipelined behind it, and the client's next ones, need not reconnect.
+  // (A HEAD request still closes: the local response carries a body.)
+  const bool keep_alive = phase_ == Phase::exchange && request_complete_ &&
+                          !close_after_response_ && !draining_ && !client_eof_ &&
+                          !state_->exchange.head_request();
+  respond_local(status, body, status == 503 ? "Retry-After: 1\r\n" : "", keep_alive);
 }
 
 // ---- tunnel ----------------------------------------------------------------------
@@ -566,12 +572,16 @@ void H1Connection::fail(int status, const char* reason) {
   respond_local(status, body);
 }
 
-void H1Connection::respond_local(int status, std::string_view body,
-                                 std::string_view extra_headers) {
+void H1Connection::respond_local(int status, std::string_view body, std::string_view extra_headers,
+                                 bool keep_alive) {
   state_->exchange.log_local_response(status, body.size());  // releases its upstream connection
-  phase_ = Phase::closing;
   timer_.disarm(kUpstreamDeadline);
-  arm_client_timer(kLingerTimeout);
+  if (keep_alive) {
+    response_complete_ = true;  // the write's completion finishes the exchange
+  } else {
+    phase_ = Phase::closing;
+    arm_client_timer(kLingerTimeout);
+  }
   // A write in flight points into the outbox: never rewrite it under its feet.
   if (client_writing_) return close();
   state_->to_client.clear();
@@ -580,7 +590,7 @@ void H1Connection::respond_local(int status, std::string_view body,
     extra.append("Strict-Transport-Security: ").append(hsts).append("\r\n");
   }
   std::size_t mark = state_->to_client.mark();
-  write_local_response(status, body, false, extra, state_->to_client.scratch());
+  write_local_response(status, body, keep_alive, extra, state_->to_client.scratch());
   state_->to_client.add_scratch_since(mark);
   response_started_ = true;
   const auto& bufs = state_->to_client.buffers();

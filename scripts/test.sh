@@ -14,12 +14,15 @@ ctest --test-dir build --output-on-failure -j "$jobs"
 
 echo "== -O3 Release (GCC) and clang builds, with their unit tests"
 for flavour in release clang; do
-  dir=$(GATEHOUSE_FLAVOUR=$flavour scripts/build.sh | tail -n 1)
-  log=/tmp/gatehouse-unit-$flavour.log
-  ctest --test-dir "$dir" -j "$jobs" -E '^integration\.' --output-on-failure >"$log" ||
+  log=/tmp/gatehouse-$flavour.log
+  GATEHOUSE_FLAVOUR=$flavour scripts/build.sh >"$log" 2>&1 || { tail -n 60 "$log"; exit 1; }
+  ctest --test-dir "build-$flavour" -j "$jobs" -E '^integration\.' --output-on-failure >"$log" ||
     { cat "$log"; exit 1; }
   tail -n 3 "$log"
 done
+
+echo "== soak under faults, 60 s (tests/soak/README.md; bench/SOAK.md has the 10-minute run)"
+/usr/bin/python3 tests/soak/soak.py --seconds 60 --bin build/proxy/gatehouse
 
 echo "== sanitizer build (ASan + UBSan): unit and integration tests"
 GATEHOUSE_SANITIZE=1 scripts/build.sh >/dev/null

@@ -452,6 +452,32 @@ class BalancingTest(GatehouseTestCase):
 
 
 class UpstreamFailureTest(GatehouseTestCase):
+    def test_502_for_a_whole_request_keeps_the_connection(self):
+        # Like nginx: the requests pipelined behind a failed one are still answered.
+        live = self.start_upstream()
+        dead = refusing_port()
+        self.addCleanup(dead.close)
+        gh = self.start_gatehouse(make_config(
+            {"app": [live], "dead": [dead]},
+            routes=[{"path_prefix": "/dead", "upstream": "dead"},
+                    {"path_prefix": "/", "upstream": "app"}]))
+        client = self.client(gh.port)
+        client.send(build_request("GET", "/dead/1") + build_request("GET", "/p2"))
+        first, second = client.read_response(), client.read_response()
+        self.assertEqual((first.status, first.headers.get("Connection")), (502, None))
+        self.assertEqual((second.status, second.headers.get("X-Target")), (200, "/p2"))
+        self.assertEqual(client.request("GET", "/dead/3").status, 502)
+        self.assertEqual(client.request("GET", "/p4").status, 200)
+        self.assertFalse(client.is_closed(0.2))
+
+    def test_502_for_a_head_request_still_closes(self):
+        dead = refusing_port()
+        self.addCleanup(dead.close)
+        gh = self.start_gatehouse(make_config({"app": [dead]}))
+        client = self.client(gh.port)
+        response = client.request("HEAD", "/")
+        self.assertEqual((response.status, response.headers.get("Connection")), (502, "close"))
+
     def test_upstream_closes_without_response_is_502(self):
         upstream = self.start_upstream(close_handler)
         gh = self.start_gatehouse(make_config({"app": [upstream]}))
