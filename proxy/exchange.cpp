@@ -619,17 +619,6 @@ void Exchange::log_local_response(int status, std::uint64_t body_bytes) {
   release_upstream(false);
 }
 
-void Exchange::release_memory() {
-  out_.release_if_empty(worker_.buffers());
-  to_upstream_.release_memory();
-  response_parser_.release_memory();
-  std::string().swap(upstream_head_);
-  std::string().swap(log_request_);
-  std::string().swap(sid_capture_);
-  std::string().swap(host_);
-  std::string().swap(extra_cookie_);
-}
-
 void Exchange::write_access_log() {
   if (log_status_ != 0) {
     (route_counters_ ? *route_counters_ : worker_.unrouted_counters()).count(log_status_);

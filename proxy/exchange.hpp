@@ -123,7 +123,6 @@ class Exchange final : private UpstreamConn::Client {
   bool upstream_writing() const { return upstream_writing_; }
   const config::Route* route() const;
   bool head_request() const { return head_request_; }
-  void release_memory();
 
  private:
   // UpstreamConn::Client
