@@ -257,11 +257,12 @@ void H1Connection::pump_request_body() {
       in_.pending() == 0) {
     return;
   }
+  const std::size_t body_limit = config().limits.body;
+  request_parser_.limit_body(body_limit);  // a chunk over it is refused before its data
   auto step = request_parser_.execute(in_.begin_ptr(), in_.pending(), &request_body_);
   if (step.outcome == http::HttpParser::Outcome::error) {
-    return fail(400, request_parser_.error_reason());
+    return fail(request_parser_.error_status(), request_parser_.error_reason());
   }
-  const std::size_t body_limit = config().limits.body;
   if (body_limit && exchange_->request_body_bytes() > body_limit) {
     return fail(413, "request body too large");
   }
