@@ -423,6 +423,10 @@ HeadScan scan_head(std::string_view data, HeadKind kind, const HeadLimits& limit
   return HeadScanner(kind, limits).scan(data);
 }
 
+bool is_before_request_line(std::string_view data) {
+  return !data.empty() && data.find_first_not_of("\r\n") == std::string_view::npos;
+}
+
 // ---------------------------------------------------------------------------------------
 // analyze_request / analyze_response
 

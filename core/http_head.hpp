@@ -55,6 +55,10 @@ struct HeadScan {
 // part of the head's length and bytes, never of its recorded fields; a 9th is 400.
 HeadScan scan_head(std::string_view data, HeadKind kind, const HeadLimits& limits);
 
+// True when the start of a request head holds nothing but the empty lines a request may
+// begin with (RFC 9112 2.2): no request has started yet.
+bool is_before_request_line(std::string_view data);
+
 struct MessageHead;
 
 // scan_head() for a head that arrives in pieces, without rescanning: each scan() call

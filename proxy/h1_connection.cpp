@@ -623,6 +623,9 @@ void H1Connection::on_client_timeout() {
   }
   switch (phase_) {
     case Phase::head:
+      // Only empty lines so far: no request began, so close as an idle connection does
+      // (a 408 could be read as the answer to the client's next request).
+      if (http::is_before_request_line({in_.begin_ptr(), in_.pending()})) return close();
       return fail(408, "request header timeout");
     case Phase::exchange:
       if (!request_complete_) return fail(408, "client body timeout");

@@ -91,6 +91,18 @@ class Http1Test(GatehouseTestCase):
             self.assertEqual(client.read_response().status, 200)
         self.assert_clean_heads(("POST", "/a"), ("GET", "/b"))
 
+    def test_crlf_after_a_post_body_then_idle_closes_quietly(self):
+        # No request began: past request_header the connection closes as an idle one
+        # does, without a 408 the client could take for the answer to its next request.
+        with HttpClient(self.port, timeout=4) as client:
+            client.send(post(b"/a", b"hello") + b"\r\n")
+            self.assertEqual(client.read_response().status, 200)
+            started = time.monotonic()
+            rest, closed = client.read_until_close()
+        self.assertTrue(closed)
+        self.assertEqual(rest, b"")
+        self.assertGreater(time.monotonic() - started, 1.5)  # request_header is 2 s
+
     def test_empty_lines_before_the_first_request_even_split(self):
         data = b"\r\n\r\n" + get(b"/first", b"Connection: close\r\n")
         for split in (None, 1, 2, 3, 4, 5):

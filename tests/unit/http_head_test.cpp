@@ -280,6 +280,14 @@ TEST_P(ScanHeadTest, RecordingScanMatches) {
 INSTANTIATE_TEST_SUITE_P(Cases, ScanHeadTest, testing::ValuesIn(kScanCases),
                          [](const auto& info) { return std::string(info.param.name); });
 
+TEST(ScanHead, IsBeforeRequestLine) {
+  EXPECT_TRUE(is_before_request_line("\r\n"));
+  EXPECT_TRUE(is_before_request_line("\r\n\r"));
+  EXPECT_FALSE(is_before_request_line(""));
+  EXPECT_FALSE(is_before_request_line("\r\nG"));
+  EXPECT_FALSE(is_before_request_line("GET"));
+}
+
 // The empty lines before a request line count in the head's length, not in its fields.
 TEST(ScanHeadRecord, EmptyLinesBeforeTheRequestLineAreSkipped) {
   const std::string_view input = "\r\n\r\nPOST /p HTTP/1.0\r\nX: 1\r\n\r\n"sv;
