@@ -120,6 +120,10 @@ constexpr bool is_supported_version(char major, char minor) {
   return major == '1' && (minor == '0' || minor == '1');
 }
 
+// RFC 9112 2.2: a server SHOULD ignore at least one empty line (CRLF) before a request
+// line (clients have sent one after a POST body). A few are ignored; more is a flood.
+constexpr std::uint8_t kMaxEmptyLines = 8;
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -127,6 +131,7 @@ constexpr bool is_supported_version(char major, char minor) {
 
 enum class HeadScanner::Step : std::uint8_t {
   // Request line, in this order: the 414 check applies from method_start to version.
+  empty_line_lf,  // the LF of an empty line before the request line
   method_start,
   method,
   target_start,
@@ -157,6 +162,8 @@ void HeadScanner::reset() {
   version_major_ = version_minor_ = 0;
   status_ = 0;
   offset_ = mark_ = fields_ = 0;
+  request_line_start_ = 0;
+  empty_lines_ = 0;
   result_ = HeadScan{};
 }
 
@@ -243,17 +250,27 @@ bool HeadScanner::consume_version(unsigned char c) {
 
 bool HeadScanner::consume_request_line(unsigned char c, std::string_view data, std::size_t stop) {
   // The CR that ends a line of exactly request_line bytes is still fine.
-  if (offset_ >= limits_.request_line && c != '\r') return fail(414, "request line too long");
-  const std::size_t line_stop = std::min(stop, limits_.request_line);
+  const std::size_t line_bytes = offset_ - request_line_start_;
+  if (line_bytes >= limits_.request_line && c != '\r') return fail(414, "request line too long");
+  const std::size_t line_stop = std::min(stop, request_line_start_ + limits_.request_line);
   switch (step_) {
+    case Step::empty_line_lf:
+      if (c != '\n') return fail(400, "bare CR");
+      request_line_start_ = offset_ + 1;
+      step_ = Step::method_start;
+      return true;
     case Step::method_start:
-      if (c == '\r' || c == '\n') return fail(400, "empty line before request line");
-      if (!has(c, kTchar)) return fail(400, "invalid method");
+      if (c == '\r') {
+        if (++empty_lines_ > kMaxEmptyLines) return fail(400, "too many empty lines");
+        step_ = Step::empty_line_lf;
+        return true;
+      }
+      if (!has(c, kTchar)) return fail(400, cause(c, "invalid method"));
       step_ = Step::method;
       return true;
     case Step::method:
       if (c == ' ') {
-        if (record_) record_->method = data.substr(0, offset_);
+        if (record_) record_->method = data.substr(request_line_start_, line_bytes);
         step_ = Step::target_start;
         return true;
       }
@@ -404,6 +421,10 @@ bool HeadScanner::consume_header_line(unsigned char c, std::string_view data, st
 
 HeadScan scan_head(std::string_view data, HeadKind kind, const HeadLimits& limits) {
   return HeadScanner(kind, limits).scan(data);
+}
+
+bool is_before_request_line(std::string_view data) {
+  return !data.empty() && data.find_first_not_of("\r\n") == std::string_view::npos;
 }
 
 // ---------------------------------------------------------------------------------------

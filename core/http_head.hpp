@@ -51,7 +51,13 @@ struct HeadScan {
 // exceeded, even while incomplete). Incomplete input that is valid so far returns
 // State::incomplete; call again with more bytes appended (same start).
 // A well-formed "HTTP/x.y" other than 1.0 and 1.1 in a request line is 505.
+// Up to 8 empty lines (CRLF) before a request line are ignored (RFC 9112 2.2): they are
+// part of the head's length and bytes, never of its recorded fields; a 9th is 400.
 HeadScan scan_head(std::string_view data, HeadKind kind, const HeadLimits& limits);
+
+// True when the start of a request head holds nothing but the empty lines a request may
+// begin with (RFC 9112 2.2): no request has started yet.
+bool is_before_request_line(std::string_view data);
 
 struct MessageHead;
 
@@ -99,6 +105,8 @@ class HeadScanner {
   std::size_t offset_ = 0;  // next byte to check
   std::size_t mark_ = 0;    // first byte of the target, reason, name or value being scanned
   std::size_t fields_ = 0;  // header fields started so far
+  std::size_t request_line_start_ = 0;  // after the empty lines ignored before it
+  std::uint8_t empty_lines_ = 0;
   HeadScan result_;
 };
 

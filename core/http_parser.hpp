@@ -10,9 +10,11 @@
 // llhttp is no longer the head parser: it re-parsed every head the scanner had already
 // validated more strictly (about 4,000 instructions per proxied request, counted with
 // bench/callgrind.py). What llhttp refused beyond the scanner is still refused: a request
-// line is still run through llhttp (its method list and request-target grammar; all but
-// the common methods with a "/..." target, which llhttp accepts whatever visible
-// characters follow, as a unit test checks), and a repeated Content-Length,
+// line is still run through llhttp (its request-target grammar, and its method list for
+// the methods it knows; all but the common methods with a "/..." target, which llhttp
+// accepts whatever visible characters follow, as a unit test checks). A method llhttp
+// does not know is proxied when it is a token (RFC 9110 9.1), except PRI and a known
+// method in other letter case ("head"). A repeated Content-Length,
 // Content-Length together with Transfer-Encoding, or a request whose last transfer
 // coding is not chunked are errors here as they were there.
 // One parser per connection direction; loop thread only.
@@ -52,6 +54,10 @@ class HttpParser {
 
   // Starts a new message; clears the head.
   void begin_message();
+  // Chunked bodies whose chunk sizes add up to more than `max_bytes` are refused at the
+  // size line that crosses it, before its data (error_status() 413); 0: no limit (but
+  // 2^63 - 1). A Content-Length is the caller's to check. Kept across messages.
+  void limit_body(std::uint64_t max_bytes) { chunked_.limit_body(max_bytes); }
   // For a response to HEAD (or any bodiless exchange): no body follows the head.
   void expect_no_body() { skip_body_ = true; }
 
@@ -75,6 +81,9 @@ class HttpParser {
   bool head_complete() const { return head_complete_; }
   bool message_complete() const { return message_complete_; }
   const char* error_reason() const;
+  // The status for the error of a request: 413 for a chunked body over limit_body(),
+  // else 400.
+  int error_status() const;
 
  private:
   // How the body after the head ends.

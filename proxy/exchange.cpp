@@ -114,7 +114,7 @@ void Exchange::start(const http::MessageHead& head, const http::MessageInfo& inf
   choose_affinity(head);
 
   upstream_head_.clear();
-  const ForwardedFor forwarded{client_.ip, client_.secure ? "https" : "http", host_set_->group};
+  const ForwardedFor forwarded{client_.ip, client_.secure ? "https" : "http"};
   write_upstream_request(head, info, forwarded, upstream_head_);
   connect_upstream();
 }

@@ -265,11 +265,12 @@ void H1Connection::pump_request_body() {
       in_.pending() == 0) {
     return;
   }
+  const std::size_t body_limit = config().limits.body;
+  state_->parser.limit_body(body_limit);  // a chunk over it is refused before its data
   auto step = state_->parser.execute(in_.begin_ptr(), in_.pending(), &state_->body_sink);
   if (step.outcome == http::HttpParser::Outcome::error) {
-    return fail(400, state_->parser.error_reason());
+    return fail(state_->parser.error_status(), state_->parser.error_reason());
   }
-  const std::size_t body_limit = config().limits.body;
   if (body_limit && state_->exchange.request_body_bytes() > body_limit) {
     return fail(413, "request body too large");
   }
@@ -638,6 +639,9 @@ void H1Connection::on_client_timeout() {
   }
   switch (phase_) {
     case Phase::head:
+      // Only empty lines so far: no request began, so close as an idle connection does
+      // (a 408 could be read as the answer to the client's next request).
+      if (http::is_before_request_line({in_.begin_ptr(), in_.pending()})) return close();
       return fail(408, "request header timeout");
     case Phase::exchange:
       if (!request_complete_) return fail(408, "client body timeout");

@@ -1,5 +1,7 @@
 #include "proxy/rewrite.hpp"
 
+#include <algorithm>
+#include <array>
 #include <charconv>
 
 namespace gh::proxy {
@@ -25,6 +27,26 @@ bool is_forwarding_header(std::string_view name) {
          iequals(name, "x-forwarded-host") || iequals(name, "x-real-ip");
 }
 
+// Fields only Gatehouse writes upstream: framing, hop-by-hop and the forwarding headers.
+// Host is kept even when a client names it in Connection.
+bool is_replaced(std::string_view name, const http::HopByHop& is_hop_by_hop) {
+  if (iequals(name, "host")) return false;
+  return is_hop_by_hop(name) || iequals(name, "content-length") || is_forwarding_header(name);
+}
+
+// A name with '_' that reads as a replaced field once '_' is taken for '-', as CGI/WSGI
+// backends do (Content_Length and Content-Length are both HTTP_CONTENT_LENGTH there): a
+// second framing or a forged X-Forwarded-For beside ours. nginx drops every name with
+// '_' (underscores_in_headers off); only these are dropped here. (Host, Connection, TE,
+// Trailer and Upgrade have no '-', so no '_' spelling.)
+bool is_underscore_alias(std::string_view name, const http::HopByHop& is_hop_by_hop) {
+  constexpr std::size_t kLongestAlias = 64;  // longer: only a Connection option could match
+  if (name.size() > kLongestAlias || name.find('_') == std::string_view::npos) return false;
+  std::array<char, kLongestAlias> dashed;
+  std::replace_copy(name.begin(), name.end(), dashed.begin(), '_', '-');
+  return is_replaced({dashed.data(), name.size()}, is_hop_by_hop);
+}
+
 }  // namespace
 
 void write_upstream_request(const http::MessageHead& head, const http::MessageInfo& info,
@@ -35,9 +57,7 @@ void write_upstream_request(const http::MessageHead& head, const http::MessageIn
   out.append(" HTTP/1.1\r\n");
   const http::HopByHop is_hop_by_hop(head);
   for (const http::Header& h : head.headers) {
-    // Host survives even when a client names it in Connection.
-    const bool hop_by_hop = is_hop_by_hop(h.name) && !iequals(h.name, "host");
-    if (hop_by_hop || iequals(h.name, "content-length") || is_forwarding_header(h.name)) continue;
+    if (is_replaced(h.name, is_hop_by_hop) || is_underscore_alias(h.name, is_hop_by_hop)) continue;
     append_header(h.name, h.value, out);
   }
   // X-Forwarded-For: the client's chain, then this hop's client.
@@ -53,7 +73,10 @@ void write_upstream_request(const http::MessageHead& head, const http::MessageIn
   append_header("X-Real-IP", forwarded.client_ip, out);
   append_header("X-Forwarded-Proto", forwarded.proto, out);
   if (info.host.empty()) {
-    append_header("Host", forwarded.default_host, out);  // HTTP/1.1 upstream needs one
+    // HTTP/1.0 without Host: the target URI has no authority (RFC 9112 3.3), and an
+    // HTTP/1.1 request without one carries an empty Host (RFC 9112 3.2). No name is
+    // made up for the backend to trust or to build links with.
+    out.append("Host:\r\n");
   } else {
     append_header("X-Forwarded-Host", info.host, out);
   }

@@ -11,13 +11,15 @@
 namespace gh::proxy {
 
 struct ForwardedFor {
-  std::string_view client_ip;                   // appended to X-Forwarded-For, set as X-Real-IP
-  std::string_view proto;                       // "http" or "https"
-  std::string_view default_host = "localhost";  // Host for HTTP/1.0 requests that sent none
+  std::string_view client_ip;  // appended to X-Forwarded-For, set as X-Real-IP
+  std::string_view proto;      // "http" or "https"
 };
 
 // Request line + headers + blank line for the upstream (always HTTP/1.1). The body
 // framing is `info.framing` (Content-Length: n, or chunked re-encoded by the caller).
+// Dropped: hop-by-hop fields, Content-Length, the client's forwarding headers, and names
+// that read as one of these with '_' for '-' (Content_Length, Transfer_Encoding,
+// X_Forwarded_For). An HTTP/1.0 request without Host gets an empty one (RFC 9112 3.2).
 void write_upstream_request(const http::MessageHead& head, const http::MessageInfo& info,
                             const ForwardedFor& forwarded, std::string& out);
 

@@ -132,6 +132,11 @@ HEAD_CASES = [
     ("control char in target", b"GET /a\x01b HTTP/1.1\r\n" + HOST + b"\r\n", {400}),
     ("DEL in target", b"GET /a\x7fb HTTP/1.1\r\n" + HOST + b"\r\n", {400}),
     ("method with separator", b"GE(T / HTTP/1.1\r\n" + HOST + b"\r\n", {400}),
+    ("known method in lower case", b"head / HTTP/1.1\r\n" + HOST + b"\r\n", {400}),
+    # RFC 9112 2.2 lets a few empty lines (CRLF) go before a request line, not more.
+    ("flood of empty lines before request line", b"\r\n" * 9 + get_with(), {400}),
+    ("bare LF before request line", b"\n" + get_with(), {400}),
+    ("bare CR before request line", b"\r" + get_with(), {400}),
     ("plain garbage", b"hello world\r\n\r\n", {400}),
     ("TLS ClientHello", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(range(32)),
      {400}),
@@ -164,6 +169,12 @@ CHUNK_CASES = [
     ("chunk extension too long",
      chunked_post(b"5;ext=" + b"a" * 4000 + b"\r\nhello\r\n0\r\n\r\n"), {400}),
     ("bare CR in chunk extension", chunked_post(b"5;a=b\rc\r\nhello\r\n0\r\n\r\n"), {400}),
+    # RFC 9112 7.1.1: BWS only before ';' and around '='.
+    ("whitespace before chunk size CRLF", chunked_post(b"5 \r\nhello\r\n0\r\n\r\n"), {400}),
+    ("space inside chunk extension value", chunked_post(b"5;a=b c\r\nhello\r\n0\r\n\r\n"),
+     {400}),
+    ("chunk size 2^64-1", chunked_post(b"ffffffffffffffff\r\nhello\r\n0\r\n\r\n"),
+     {400, 413}),
     ("bad trailer field", chunked_post(b"5\r\nhello\r\n0\r\nBad Trailer: x\r\n\r\n"), {400}),
 ]
 
@@ -183,6 +194,12 @@ VALID_CASES = [
     ("host with port and upper case",
      b"GET / HTTP/1.1\r\nHost: Example.TEST:8080\r\n" + CLOSE + b"\r\n", b""),
     ("HTTP/1.0 without Host", b"GET /old HTTP/1.0\r\n\r\n", b""),
+    ("empty lines before request line", b"\r\n\r\n" + get_with(CLOSE), b""),
+    ("whitespace in chunk extensions",
+     post(CLOSE, b"Transfer-Encoding: chunked\r\n", body=b"5 ; a = 1\r\nhello\r\n0\r\n\r\n"),
+     b"hello"),
+    ("unknown method token", post(CLOSE, b"Content-Length: 5\r\n", body=b"hello")
+     .replace(b"POST", b"QUERY", 1), b"hello"),
     ("encoded target with query", b"GET /a%20b/c?x=1&y=%2F HTTP/1.1\r\n" + HOST + CLOSE
      + b"\r\n", b""),
     ("Content-Length zero", post(CLOSE, b"Content-Length: 0\r\n"), b""),

@@ -94,8 +94,23 @@ const ScanCase kScanCases[] = {
     incomplete("one_field", "GET / HTTP/1.1\r\nHost: a\r\n"sv),
     incomplete("before_final_lf", "GET / HTTP/1.1\r\nHost: a\r\n\r"sv),
     // Request line.
-    invalid("leading_empty_line", "\r\nGET / HTTP/1.1\r\n\r\n"sv, 400),
-    invalid("leading_lf", "\nGET / HTTP/1.1\r\n\r\n"sv, 400),
+    // RFC 9112 2.2: empty lines before a request line are ignored, a few of them.
+    valid("empty_line_before_request_line", "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"sv),
+    valid("eight_empty_lines_before_request_line",
+          "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\n\r\n"sv),
+    valid("request_line_at_limit_after_empty_lines",
+          "\r\n\r\nGET /aaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n"sv, HeadKind::request, kSmall),
+    incomplete("only_empty_lines", "\r\n\r\n\r"sv),
+    invalid("nine_empty_lines_before_request_line",
+            "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\n\r\n"sv, 400),
+    invalid("nine_empty_lines_refused_before_the_request_line",
+            "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r"sv, 400),
+    invalid("bare_lf_before_request_line", "\nGET / HTTP/1.1\r\n\r\n"sv, 400),
+    invalid("bare_cr_before_request_line", "\rGET / HTTP/1.1\r\n\r\n"sv, 400),
+    invalid("empty_line_then_bare_lf", "\r\n\nGET / HTTP/1.1\r\n\r\n"sv, 400),
+    invalid("empty_line_then_space", "\r\n GET / HTTP/1.1\r\n\r\n"sv, 400),
+    invalid("request_line_over_limit_after_empty_lines",
+            "\r\n\r\nGET /aaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n"sv, 414, HeadKind::request, kSmall),
     invalid("leading_space", " GET / HTTP/1.1\r\n\r\n"sv, 400),
     invalid("method_with_slash", "GE/T / HTTP/1.1\r\n\r\n"sv, 400),
     invalid("tab_separator", "GET\t/ HTTP/1.1\r\n\r\n"sv, 400),
@@ -170,6 +185,7 @@ const ScanCase kScanCases[] = {
           "HTTP/1.1 200 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n"sv, kResponse, kSmall),
     incomplete("response_incomplete", "HTTP/1.1 200 OK\r\n"sv, kResponse),
     invalid("response_http2", "HTTP/2.0 200 OK\r\n\r\n"sv, 502, kResponse),
+    invalid("response_after_empty_line", "\r\nHTTP/1.1 200 OK\r\n\r\n"sv, 502, kResponse),
     invalid("response_two_digit_status", "HTTP/1.1 20 OK\r\n\r\n"sv, 502, kResponse),
     invalid("response_four_digit_status", "HTTP/1.1 2000 OK\r\n\r\n"sv, 502, kResponse),
     invalid("response_status_600", "HTTP/1.1 600 X\r\n\r\n"sv, 502, kResponse),
@@ -263,6 +279,28 @@ TEST_P(ScanHeadTest, RecordingScanMatches) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, ScanHeadTest, testing::ValuesIn(kScanCases),
                          [](const auto& info) { return std::string(info.param.name); });
+
+TEST(ScanHead, IsBeforeRequestLine) {
+  EXPECT_TRUE(is_before_request_line("\r\n"));
+  EXPECT_TRUE(is_before_request_line("\r\n\r"));
+  EXPECT_FALSE(is_before_request_line(""));
+  EXPECT_FALSE(is_before_request_line("\r\nG"));
+  EXPECT_FALSE(is_before_request_line("GET"));
+}
+
+// The empty lines before a request line count in the head's length, not in its fields.
+TEST(ScanHeadRecord, EmptyLinesBeforeTheRequestLineAreSkipped) {
+  const std::string_view input = "\r\n\r\nPOST /p HTTP/1.0\r\nX: 1\r\n\r\n"sv;
+  MessageHead head;
+  const HeadScan scan = HeadScanner(HeadKind::request, {}, &head).scan(input);
+  ASSERT_EQ(name_of(scan.state), "complete") << scan.error.reason;
+  EXPECT_EQ(scan.length, input.size());
+  EXPECT_EQ(head.method, "POST");
+  EXPECT_EQ(head.target, "/p");
+  EXPECT_EQ(head.version_minor, 0);
+  ASSERT_EQ(head.headers.size(), 1u);
+  EXPECT_EQ(head.headers[0].name, "X");
+}
 
 // Heads that scan_head accepts satisfy the rules checked here independently; every
 // one-byte mutation of valid heads is tried with the bytes smuggling relies on.

@@ -180,14 +180,15 @@ TEST(HttpParserTest, ResponseHeadScannedAfterExpectNoBody) {
 // What llhttp refused beyond the scanner is still refused (see http_parser.hpp).
 TEST(HttpParserTest, RefusesWhatLlhttpRefused) {
   const std::vector<std::string> heads = {
-      "FOO / HTTP/1.1\r\nHost: h\r\n\r\n",             // unknown method
-      "get / HTTP/1.1\r\nHost: h\r\n\r\n",             // methods are case-sensitive
-      "DESCRIBE / HTTP/1.1\r\nHost: h\r\n\r\n",        // an RTSP method
-      "PRI * HTTP/1.1\r\nHost: h\r\n\r\n",             // no HTTP/2 preface
-      "GET foo HTTP/1.1\r\nHost: h\r\n\r\n",           // target neither /, * nor URI
-      "GET ?x HTTP/1.1\r\nHost: h\r\n\r\n",            //
-      "GET http:/x HTTP/1.1\r\nHost: h\r\n\r\n",       // scheme without //
-      "GET http://a\"b/ HTTP/1.1\r\nHost: h\r\n\r\n",  // bad authority character
+      "get / HTTP/1.1\r\nHost: h\r\n\r\n",               // a known method in other case
+      "hEaD / HTTP/1.1\r\nHost: h\r\n\r\n",              // (a backend may take it as HEAD)
+      "PRI * HTTP/1.1\r\nHost: h\r\n\r\n",               // no HTTP/2 preface
+      "QUERY foo HTTP/1.1\r\nHost: h\r\n\r\n",           // unknown method, bad target
+      "QUERY http://a\"b/ HTTP/1.1\r\nHost: h\r\n\r\n",  //
+      "GET foo HTTP/1.1\r\nHost: h\r\n\r\n",             // target neither /, * nor URI
+      "GET ?x HTTP/1.1\r\nHost: h\r\n\r\n",              //
+      "GET http:/x HTTP/1.1\r\nHost: h\r\n\r\n",         // scheme without //
+      "GET http://a\"b/ HTTP/1.1\r\nHost: h\r\n\r\n",    // bad authority character
       "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
       "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
       "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
@@ -238,6 +239,38 @@ TEST(HttpParserTest, LlhttpAcceptsEveryOriginFormTarget) {
     }
   }
   EXPECT_EQ(refused, 0);
+}
+
+// RFC 9110 9.1: a method is a token; llhttp 8.1's list is not the limit.
+TEST(HttpParserTest, AcceptsUnknownMethodTokens) {
+  const std::vector<std::string> heads = {
+      "QUERY /x HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n",
+      "FOO / HTTP/1.1\r\nHost: h\r\n\r\n",
+      "DESCRIBE / HTTP/1.1\r\nHost: h\r\n\r\n",  // an RTSP method, unknown to HTTP
+      "X-Custom.Method_1!~ /x HTTP/1.1\r\nHost: h\r\n\r\n",
+      "QUERY http://a.example/x?y HTTP/1.1\r\nHost: a.example\r\n\r\n",
+      "PROPFIND /dav/ HTTP/1.1\r\nHost: h\r\n\r\n",  // known to llhttp
+  };
+  for (const std::string& head : heads) {
+    HttpParser parser(HeadKind::request, kExtensionLimit);
+    ASSERT_EQ(parser.scan_head(head, HeadLimits{}).length, head.size()) << head;
+    EXPECT_NE(name_of(parser.execute(head.data(), head.size(), nullptr).outcome), "error")
+        << head << parser.error_reason();
+    EXPECT_EQ(parser.head().method, head.substr(0, head.find(' '))) << head;
+  }
+}
+
+// The request line checked by llhttp starts after the empty lines the scanner skipped.
+TEST(HttpParserTest, EmptyLinesBeforeTheRequestLine) {
+  for (const std::string head :
+       {"\r\nPROPFIND /x HTTP/1.1\r\nHost: h\r\n\r\n",
+        "\r\n\r\nQUERY /x HTTP/1.1\r\nHost: h\r\n\r\n", "\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n"}) {
+    HttpParser parser(HeadKind::request, kExtensionLimit);
+    ASSERT_EQ(parser.scan_head(head, HeadLimits{}).length, head.size()) << head;
+    expect_step(parser.execute(head.data(), head.size(), nullptr), Outcome::message_complete,
+                head.size());
+    EXPECT_EQ(parser.head().target, "/x");
+  }
 }
 
 TEST(HttpParserTest, AcceptsTheRequestTargetForms) {
@@ -431,6 +464,57 @@ TEST(HttpParserTest, ChunkExtensionLimitResetsForNextMessage) {
   const std::string_view body = "2;abcdefg\r\nok\r\n0\r\n\r\n";
   expect_step(feed(parser, body, &sink), Outcome::message_complete, body.size());
   EXPECT_EQ(sink.body, "ok");
+}
+
+// A chunk that would take the body over the limit is refused at its size, before any of
+// its data reaches the sink; the caller answers 413.
+TEST(HttpParserTest, ChunkOverTheBodyLimitIsRefusedBeforeItsData) {
+  const std::string head(kChunkedHead);
+  HttpParser parser(HeadKind::request, kExtensionLimit);
+  parser.limit_body(10);
+  CollectingSink sink;
+  expect_step(parser.execute(head.data(), head.size(), &sink), Outcome::need_more, head.size());
+  expect_step(feed(parser, "5\r\nhello\r\n", &sink), Outcome::need_more, 10);
+  expect_step(feed(parser, "6\r\n world", &sink), Outcome::error, 0);
+  EXPECT_EQ(parser.error_status(), 413);
+  EXPECT_EQ(std::string_view(parser.error_reason()), "chunked body larger than the body limit");
+  EXPECT_EQ(sink.body, "hello");
+
+  parser.begin_message();  // the limit stays, the count starts again
+  sink.body.clear();
+  ASSERT_EQ(parser.execute(head.data(), head.size(), &sink).outcome, Outcome::need_more);
+  const std::string_view body = "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n";
+  expect_step(feed(parser, body, &sink), Outcome::message_complete, body.size());
+  EXPECT_EQ(sink.body, "helloworld");
+}
+
+// 2^64 - 1 fits the old 16-digit rule but no signed 64-bit length: refused at once, 400.
+TEST(HttpParserTest, ChunkSizeNoLengthCanHoldIsRefused) {
+  const std::string head(kChunkedHead);
+  for (const std::string_view size : {"ffffffffffffffff", "8000000000000000"}) {
+    HttpParser parser(HeadKind::request, kExtensionLimit);
+    CollectingSink sink;
+    ASSERT_EQ(parser.execute(head.data(), head.size(), &sink).outcome, Outcome::need_more);
+    expect_step(feed(parser, std::string(size) + "\r\nhello", &sink), Outcome::error, 0);
+    EXPECT_EQ(parser.error_status(), 400);
+    EXPECT_EQ(std::string_view(parser.error_reason()), "chunk size too large");
+    EXPECT_EQ(sink.calls, 0);
+  }
+  HttpParser parser(HeadKind::request, kExtensionLimit);
+  CollectingSink sink;
+  ASSERT_EQ(parser.execute(head.data(), head.size(), &sink).outcome, Outcome::need_more);
+  expect_step(feed(parser, "7fffffffffffffff\r\nhello", &sink), Outcome::need_more, 23);
+  EXPECT_EQ(sink.body, "hello");
+}
+
+TEST(HttpParserTest, ErrorStatusIs400ForOtherErrors) {
+  const std::string head(kChunkedHead);
+  HttpParser parser(HeadKind::request, kExtensionLimit);
+  parser.limit_body(10);
+  CollectingSink sink;
+  ASSERT_EQ(parser.execute(head.data(), head.size(), &sink).outcome, Outcome::need_more);
+  ASSERT_EQ(feed(parser, "zz\r\n", &sink).outcome, Outcome::error);
+  EXPECT_EQ(parser.error_status(), 400);
 }
 
 // ---------------------------------------------------------------------------------------

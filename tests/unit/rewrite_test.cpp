@@ -214,6 +214,63 @@ TEST(RewriteTest, UpstreamRequestLineIsAlwaysHttp11) {
             "\r\n");
 }
 
+// RFC 9112 3.2/3.3: without Host the target URI has no authority, and an HTTP/1.1
+// request for it carries an empty Host; no name is made up (it was the group's name).
+TEST(RewriteTest, UpstreamRequestForHttp10WithoutHostHasAnEmptyHost) {
+  const MessageHead head = request("GET", "/old", {{"Accept", "*/*"}}, 0);
+  MessageInfo info;
+  http::HeadError error;
+  ASSERT_TRUE(http::analyze_request(head, info, error)) << error.reason;
+  EXPECT_EQ(upstream_request(head, info),
+            "GET /old HTTP/1.1\r\n"
+            "Accept: */*\r\n"
+            "X-Forwarded-For: 10.0.0.9\r\n"
+            "X-Real-IP: 10.0.0.9\r\n"
+            "X-Forwarded-Proto: http\r\n"
+            "Host:\r\n"
+            "\r\n");
+}
+
+// CGI/WSGI-style backends read '_' as '-': Content_Length would be a second framing
+// beside ours, X_Forwarded_For a forged chain. Such names are dropped; other names with
+// '_' pass (nginx drops them all by default).
+TEST(RewriteTest, UpstreamRequestDropsUnderscoreSpellingsOfReplacedFields) {
+  const MessageHead head = request("POST", "/cgi",
+                                   {
+                                       {"Host", "h"},
+                                       {"Content-Length", "5"},
+                                       {"Content_Length", "0"},
+                                       {"transfer_encoding", "chunked"},
+                                       {"TRANSFER_ENCODING", "chunked"},
+                                       {"Keep_Alive", "timeout=1"},
+                                       {"Proxy_Connection", "close"},
+                                       {"Proxy_Authorization", "Basic eDp5"},
+                                       {"X_Forwarded_For", "6.6.6.6"},
+                                       {"X-Forwarded_Proto", "https"},
+                                       {"x_forwarded_host", "evil.example"},
+                                       {"X_Real_IP", "6.6.6.6"},
+                                       {"Connection", "X-Hop"},
+                                       {"X_Hop", "1"},
+                                       {"X_Custom", "kept"},
+                                       {"Content_Type", "text/plain"},
+                                       {"Host_", "kept too"},
+                                       {"Transfer__Encoding", "kept: not a spelling of one"},
+                                   });
+  EXPECT_EQ(upstream_request(head, info_with(BodyFraming::content_length, 5, "h")),
+            "POST /cgi HTTP/1.1\r\n"
+            "Host: h\r\n"
+            "X_Custom: kept\r\n"
+            "Content_Type: text/plain\r\n"
+            "Host_: kept too\r\n"
+            "Transfer__Encoding: kept: not a spelling of one\r\n"
+            "X-Forwarded-For: 10.0.0.9\r\n"
+            "X-Real-IP: 10.0.0.9\r\n"
+            "X-Forwarded-Proto: http\r\n"
+            "X-Forwarded-Host: h\r\n"
+            "Content-Length: 5\r\n"
+            "\r\n");
+}
+
 TEST(RewriteTest, UpstreamRequestUpgrade) {
   const MessageHead head = request("GET", "/ws",
                                    {
