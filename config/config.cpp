@@ -1205,8 +1205,9 @@ void Loader::warn_unused_upstreams() {
   // min_healthy counts hosts passing the upstream's checks: without any it is never consulted.
   for (const auto& [name, at] : min_healthy_at_) {
     const Upstream* upstream = config_.find_upstream(name);
-    const bool checked = std::any_of(config_.checks.begin(), config_.checks.end(),
-                                     [&](const Check& c) { return c.upstream == name; });
+    const bool checked =
+        std::any_of(config_.checks.begin(), config_.checks.end(),
+                    [&upstream = name](const Check& c) { return c.upstream == upstream; });
     if (!checked && upstream && !upstream->implicit_check) {
       warning(at, "upstream " + quoted(name) +
                       ": min_healthy has no effect with implicit_check = false and no http "
