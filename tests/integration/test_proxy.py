@@ -718,9 +718,7 @@ class SignalTest(GatehouseTestCase):
 class AdminAndLogTest(GatehouseTestCase):
     def test_livez_and_readyz(self):
         upstream = self.start_upstream()
-        # No implicit check: its TCP probes would connect to the upstream.
-        gh = self.start_gatehouse(make_config({"app": {"servers": [upstream],
-                                                       "implicit_check": False}}))
+        gh = self.start_gatehouse(make_config({"app": [upstream]}))
         self.assertIsNotNone(gh.admin_port, "no admin line in the ready file")
         self.assertEqual(self.get(gh.admin_port, "/livez").status, 200)
         self.assertEqual(self.get(gh.admin_port, "/readyz").status, 200)

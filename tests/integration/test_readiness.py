@@ -321,7 +321,8 @@ class ImplicitCheckTest(unittest.TestCase):
     `gatehouse healthcheck`; `implicit_check = false` turns it off."""
 
     def start(self, upstreams: dict) -> Gatehouse:
-        gatehouse = Gatehouse(make_config(upstreams)).start()
+        # implicit_checks=None: Gatehouse's default, not the harness's.
+        gatehouse = Gatehouse(make_config(upstreams, implicit_checks=None)).start()
         self.addCleanup(gatehouse.stop)
         return gatehouse
 
