@@ -193,6 +193,27 @@ const Upstream* Config::find_upstream(std::string_view name) const {
   return it == upstreams.end() ? nullptr : &*it;
 }
 
+std::string implicit_check_name(std::string_view upstream) {
+  return "upstream:" + std::string(upstream);
+}
+
+std::vector<Check> checks_to_run(const Config& config) {
+  std::vector<Check> checks = config.checks;
+  for (const Upstream& upstream : config.upstreams) {
+    const bool named = std::any_of(config.checks.begin(), config.checks.end(),
+                                   [&](const Check& c) { return c.upstream == upstream.name; });
+    if (!upstream.implicit_check || named) continue;
+    Check check;
+    check.name = implicit_check_name(upstream.name);
+    check.type = CheckType::tcp;
+    check.upstream = upstream.name;
+    check.min_healthy = upstream.min_healthy;
+    check.implicit = true;
+    checks.push_back(std::move(check));
+  }
+  return checks;
+}
+
 std::string_view default_toml() {
   return R"toml(# Gatehouse built-in configuration: used when no config file is given.
 [[listener]]
@@ -417,6 +438,7 @@ class Loader {
   void require_listener(const toml::table& root);
   void default_route(const toml::table& root);
   void warn_unused_upstreams();
+  void check_implicit_names();
   unsigned upstream_min_healthy(std::string_view name) const;
 
   std::string file_;
@@ -641,6 +663,7 @@ void Loader::load_root(const toml::table& root) {
   require_listener(root);
   default_route(root);
   warn_unused_upstreams();
+  check_implicit_names();
 }
 
 void Loader::load_server(const Scope& server) {
@@ -808,7 +831,7 @@ void Loader::claim_address(const HostPort& address, const toml::node& at, const 
 void Loader::load_upstream(const Scope& scope) {
   check_keys(scope, {"name", "servers", "balance", "keepalive", "resolve_interval", "panic",
                      "passive_failures", "passive_cooldown", "tls", "tls_verify", "tls_ca_file",
-                     "tls_server_name", "min_healthy"});
+                     "tls_server_name", "min_healthy", "implicit_check"});
   Upstream upstream;
   upstream.name = upstream_name(scope);
   if (const toml::node* node = required(scope, "servers")) {
@@ -832,6 +855,7 @@ void Loader::load_upstream(const Scope& scope) {
   if (const toml::node* node = scope.table.get("min_healthy"); node && upstream.min_healthy > 1) {
     min_healthy_at_.emplace(upstream.name, node->source());
   }
+  read_bool(scope, "implicit_check", upstream.implicit_check);
   read_bool(scope, "tls", upstream.tls);
   const toml::node* verify = read_bool(scope, "tls_verify", upstream.tls_verify);
   read_string(scope, "tls_ca_file", upstream.tls_ca_file);
@@ -1178,14 +1202,30 @@ void Loader::warn_unused_upstreams() {
     if (!upstream_used_.contains(name))
       warning(at, "upstream " + quoted(name) + " is not used by any route");
   }
-  // min_healthy counts hosts passing http checks: without one it is never consulted.
+  // min_healthy counts hosts passing the upstream's checks: without any it is never consulted.
   for (const auto& [name, at] : min_healthy_at_) {
-    const bool checked = std::any_of(config_.checks.begin(), config_.checks.end(),
-                                     [&upstream = name](const Check& c) { return c.upstream == upstream; });
-    if (!checked) {
+    const Upstream* upstream = config_.find_upstream(name);
+    const bool checked =
+        std::any_of(config_.checks.begin(), config_.checks.end(),
+                    [&upstream = name](const Check& c) { return c.upstream == upstream; });
+    if (!checked && upstream && !upstream->implicit_check) {
       warning(at, "upstream " + quoted(name) +
-                      ": min_healthy has no effect without an http [[check]] on this upstream");
+                      ": min_healthy has no effect with implicit_check = false and no http "
+                      "[[check]] on this upstream");
     }
+  }
+}
+
+// An implicit check takes the name "upstream:<name>"; /readyz/<name> must stay unambiguous.
+void Loader::check_implicit_names() {
+  for (const Check& check : checks_to_run(config_)) {
+    if (!check.implicit) continue;
+    auto taken = check_names_.find(check.name);
+    if (taken == check_names_.end()) continue;
+    error(taken->second, "check: name " + quoted(check.name) +
+                             " is the implicit check of upstream " + quoted(check.upstream) +
+                             "; choose another name, or set implicit_check = false on the "
+                             "upstream");
   }
 }
 

@@ -108,8 +108,12 @@ struct Upstream {
   // its next passing check (or, without checks, for `passive_cooldown`).
   unsigned passive_failures = 3;
   Duration passive_cooldown = std::chrono::seconds(10);
-  // /readyz needs at least this many hosts passing the group's http checks.
+  // /readyz needs at least this many hosts passing the group's upstream checks (its http
+  // checks, or the implicit tcp check).
   unsigned min_healthy = 1;
+  // No [[check]] names this upstream: an implicit tcp connect check of every host counts
+  // for /readyz (see implicit_checks). Readiness only: it takes no host out of rotation.
+  bool implicit_check = true;
   // TLS to the servers. tls_verify checks the chain (against tls_ca_file, a PEM bundle,
   // or the system store when "") and the name: tls_server_name, or when "" the host part
   // of each server (an IP literal is verified as an IP and sends no SNI).
@@ -141,6 +145,7 @@ struct Check {
   // postgres: conninfo or postgresql:// URL; tcp/redis: "host:port"; http: unused.
   std::string target;
   // http: probe every host of this upstream (and take failing ones out of rotation).
+  // Also set on implicit tcp checks, which probe every host but only for readiness.
   std::string upstream;
   std::string password_file;       // postgres/redis: password read from this file
   std::string query = "SELECT 1";  // postgres
@@ -157,6 +162,7 @@ struct Check {
   unsigned rise = 2;                                // consecutive passes to become healthy
   unsigned fall = 3;                                // consecutive failures to become unhealthy
   bool required = true;                             // part of /readyz
+  bool implicit = false;  // made by implicit_checks(), not written in the config
 };
 
 enum class AccessLogFormat { off, text, json };
@@ -175,6 +181,15 @@ struct Config {
 
   const Upstream* find_upstream(std::string_view name) const;
 };
+
+// The name of an upstream's implicit check: "upstream:app".
+std::string implicit_check_name(std::string_view upstream);
+
+// The checks to run: config.checks, then one implicit check per upstream that has
+// implicit_check = true and no [[check]] naming it: type tcp, that upstream, named by
+// implicit_check_name(), min_healthy the upstream's, every other setting the [[check]]
+// defaults (interval 5s, timeout 2s, rise 2, fall 3).
+std::vector<Check> checks_to_run(const Config& config);
 
 struct Diagnostic {
   std::string file;

@@ -12,13 +12,14 @@ namespace gh::health {
 
 using Clock = std::chrono::system_clock;
 
-// One [[check]] and its targets: one target for tcp/redis/postgres, one per host for http.
+// One check and its targets: one target for tcp/redis/postgres, one per host of its upstream
+// for http and implicit tcp checks.
 struct Checker::Run {
   config::Check check;
   std::string secret;        // from password_file
   config::HostPort address;  // tcp/redis target
   std::vector<std::unique_ptr<Target>> targets;
-  bool hosts_known = false;  // http: set_hosts was called for the upstream
+  bool hosts_known = false;  // upstream checks: set_hosts was called for the upstream
   Health health = Health::unknown;
   std::string reason = "no result yet";
   Clock::time_point since = Clock::now();
@@ -30,7 +31,7 @@ struct Checker::Target {
   Checker& checker;
   Run& run;
   std::string label;  // host label; "" for checks without an upstream
-  Host host;          // http
+  Host host;          // upstream checks
   std::unique_ptr<Probe> probe;
   std::unique_ptr<uv_timer_t> timer;
   HealthTracker tracker{1, 1, 0, 0};  // replaced on activation
@@ -48,7 +49,13 @@ namespace {
 
 constexpr std::size_t kHostsInReason = 3;
 
+// Probes every host of an upstream (http, implicit tcp) rather than one target.
+bool per_host(const config::Check& check) {
+  return !check.upstream.empty();
+}
+
 Result<void> validate(const config::Check& check, config::HostPort& address) {
+  if (check.type == config::CheckType::tcp && per_host(check)) return {};
   switch (check.type) {
     case config::CheckType::tcp:
     case config::CheckType::redis: {
@@ -118,7 +125,7 @@ Result<std::unique_ptr<Checker>> Checker::create(uv_loop_t* loop,
         return fail("check " + check.name + ": password_file: " + secret.error().message);
       run->secret = std::move(*secret);
     }
-    if (check.type != config::CheckType::http) checker->add_target(*run, "", nullptr);
+    if (!per_host(check)) checker->add_target(*run, "", nullptr);
     checker->runs_.push_back(std::move(run));
   }
   return checker;
@@ -147,7 +154,7 @@ void Checker::set_hosts(const std::string& upstream, HostSetPtr hosts) {
   if (stopping_) return;
   bool changed = false;
   for (auto& run : runs_) {
-    if (run->check.type != config::CheckType::http || run->check.upstream != upstream) continue;
+    if (!per_host(run->check) || run->check.upstream != upstream) continue;
     run->hosts_known = true;
     std::unordered_set<std::string> wanted;
     if (hosts) {
@@ -198,6 +205,7 @@ std::unique_ptr<Probe> Checker::make_probe(const Run& run, const Host* host) con
   const config::Check& c = run.check;
   switch (c.type) {
     case config::CheckType::tcp:
+      if (host) return make_tcp_probe(loop_, host->address, c.timeout);
       return make_tcp_probe(loop_, run.address.host, run.address.port, c.timeout);
     case config::CheckType::redis:
       return make_redis_probe(loop_, run.address.host, run.address.port, run.secret, c.timeout);
@@ -276,7 +284,7 @@ void Checker::schedule_next(Target& target) {
 bool Checker::update_run(Run& run) {
   Health health = Health::unknown;
   std::string reason;
-  if (run.check.type != config::CheckType::http) {
+  if (!per_host(run.check)) {
     const Target& t = *run.targets.front();
     std::tie(health, reason) = single_state(t.tracker.state(), t.reason());
   } else if (!run.hosts_known) {
@@ -347,6 +355,7 @@ HealthStatePtr Checker::build_state() const {
     status.reason = run->reason;
     status.upstream = run->check.upstream;
     status.min_healthy = run->check.min_healthy;
+    status.implicit = run->check.implicit;
     status.since = run->since;
     status.stale_after_ms = stale_after_ms(run->check);
     for (const auto& target : run->targets) {
@@ -354,7 +363,8 @@ HealthStatePtr Checker::build_state() const {
       status.targets.back().health = target->tracker.state();
     }
     state->checks.push_back(std::move(status));
-    if (run->check.type != config::CheckType::http) continue;
+    // Implicit checks count for readiness only: passive health handles rotation there.
+    if (!per_host(run->check) || run->check.implicit) continue;
     auto& hosts = state->host_health[run->check.upstream];
     for (const auto& target : run->targets) {
       const Health h = target->tracker.state();

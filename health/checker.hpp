@@ -7,8 +7,10 @@
 // starts "unknown", which is not ready, and the first counted result sets it).
 // An http check names an upstream: it probes every host of that upstream's current
 // HostSet (fed through set_hosts) and tracks each host by label; the check itself is
-// healthy while at least one host is (per-host states go to HealthState::host_health so
-// the proxy can take failing hosts out of rotation).
+// healthy while at least min_healthy hosts are (per-host states go to
+// HealthState::host_health so the proxy can take failing hosts out of rotation). An
+// implicit tcp check (config::checks_to_run) probes an upstream's hosts the same way, by
+// connecting to each, but only for readiness: it feeds no host_health.
 //
 // on_change receives a new immutable snapshot once at start() and then whenever a check or
 // a host flips. Threads: everything here runs on `loop` (the control thread's); nothing

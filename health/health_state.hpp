@@ -81,8 +81,9 @@ struct CheckStatus {
   // The latest failure ("28P01 password authentication failed ..."), "no result yet",
   // or for an upstream check a summary of its failing hosts; empty when healthy.
   std::string reason;
-  std::string upstream;                         // http checks: the upstream whose hosts are probed
-  unsigned min_healthy = 1;                     // http checks: hosts that must pass
+  std::string upstream;      // upstream checks: the upstream whose hosts are probed
+  unsigned min_healthy = 1;  // upstream checks: hosts that must pass
+  bool implicit = false;     // the implicit tcp check of an upstream without [[check]]
   std::chrono::system_clock::time_point since;  // when `health` took its current value
   std::vector<TargetStatus> targets;
   // A result older than this (2 intervals + timeout + jitter) means a stuck prober: the

@@ -50,6 +50,9 @@ using Milliseconds = std::chrono::milliseconds;
 // turn until one accepts. ok on connect.
 std::unique_ptr<Probe> make_tcp_probe(uv_loop_t* loop, std::string host, uint16_t port,
                                       Milliseconds timeout);
+// tcp to one fixed address (a host of an upstream, already resolved).
+std::unique_ptr<Probe> make_tcp_probe(uv_loop_t* loop, const sockaddr_storage& address,
+                                      Milliseconds timeout);
 
 struct HttpProbeSpec {
   std::string host_header;  // "app:3000"

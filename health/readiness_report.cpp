@@ -34,7 +34,8 @@ const char* health_name(Health health) {
 void append_plain(std::string& out, const CheckStatus& c, uint64_t now_ms) {
   const bool ok = c.passing(now_ms);
   out += ok ? "ok " : "fail ";
-  out += c.name + " (" + check_type_name(c.type) + (c.required ? ")" : ", optional)");
+  out += c.name + " (" + check_type_name(c.type) + (c.implicit ? ", implicit" : "") +
+         (c.required ? ")" : ", optional)");
   if (!ok) out += ": " + c.failure(now_ms);
   out += "\n";
 }
@@ -87,6 +88,7 @@ void append_json(std::string& out, const CheckStatus& c, uint64_t now_ms) {
   append_json_string(out, c.name);
   append_field(out, "type", check_type_name(c.type));
   out += std::string(",\"required\":") + (c.required ? "true" : "false");
+  if (c.implicit) out += ",\"implicit\":true";
   append_field(out, "status", c.stale(now_ms) ? "stale" : health_name(c.health));
   append_field(out, "reason", c.failure(now_ms));
   append_field(out, "last_change", iso_time(c.since));

@@ -220,6 +220,10 @@ class TcpProbe final : public StreamProbe {
       : StreamProbe(loop, timeout) {
     set_name(std::move(host), port);
   }
+  TcpProbe(uv_loop_t* loop, const sockaddr_storage& address, Milliseconds timeout)
+      : StreamProbe(loop, timeout) {
+    set_address(address);
+  }
 
  private:
   std::string request() override { return {}; }
@@ -301,6 +305,11 @@ std::optional<ProbeResult> RedisProbe::on_data(std::string_view bytes) {
 std::unique_ptr<Probe> make_tcp_probe(uv_loop_t* loop, std::string host, uint16_t port,
                                       Milliseconds timeout) {
   return std::make_unique<TcpProbe>(loop, std::move(host), port, timeout);
+}
+
+std::unique_ptr<Probe> make_tcp_probe(uv_loop_t* loop, const sockaddr_storage& address,
+                                      Milliseconds timeout) {
+  return std::make_unique<TcpProbe>(loop, address, timeout);
 }
 
 std::unique_ptr<Probe> make_http_probe(uv_loop_t* loop, const sockaddr_storage& address,

@@ -170,14 +170,15 @@ class Control {
     }
   }
 
-  // Probes ([[check]]) and DNS re-resolution for `config`, replacing those of the
-  // previous config. Fails (keeping the old ones) on a bad check target or an
-  // unreadable password file.
+  // Probes ([[check]] and implicit upstream checks) and DNS re-resolution for `config`,
+  // replacing those of the previous config. Fails (keeping the old ones) on a bad check
+  // target or an unreadable password file.
   Result<void> start_health(const config::Config& config) {
-    auto checker = health::Checker::create(&loop_, config.checks, [this](health::HealthStatePtr s) {
-      health_ = std::move(s);
-      republish();
-    });
+    auto checker = health::Checker::create(&loop_, config::checks_to_run(config),
+                                           [this](health::HealthStatePtr s) {
+                                             health_ = std::move(s);
+                                             republish();
+                                           });
     if (!checker) return tl::unexpected(checker.error());
     retire_health();
     checker_ = std::move(*checker);

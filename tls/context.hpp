@@ -4,8 +4,9 @@
 // - ServerContext wraps one SSL_CTX per configured certificate (the first is the default).
 //   A servername (SNI) callback on the default moves each connection to the SSL_CTX whose
 //   names match (SSL_set_SSL_CTX); every SSL_CTX carries the same settings: Mozilla
-//   "intermediate" (TLS 1.2+, ECDHE AEAD ciphers, client cipher preference), ALPN
-//   http/1.1, no renegotiation, no compression, optional OCSP stapling.
+//   "intermediate" (TLS 1.2+, ECDHE AEAD ciphers) in the server's cipher order (ChaCha20
+//   for clients that list it first), ALPN h2 and http/1.1, no renegotiation, no
+//   compression, optional OCSP stapling. tls/TESTSSL.md has the testssl.sh scan.
 // - TicketKeys is the session ticket key material, made at startup and shared by every
 //   server SSL_CTX, so a ticket issued by one worker (or by a context that a reload
 //   replaced) resumes on any other. It rotates: see the class.

@@ -858,10 +858,16 @@ def toml_table(header: str, values: dict) -> str:
 def make_config(upstreams: dict, routes: list[dict] | None = None, *,
                 server: dict | None = None, limits: dict | None = None,
                 timeouts: dict | None = None, access_log: str = "text",
-                listeners: int = 1, admin: bool = True) -> str:
+                listeners: int = 1, admin: bool = True,
+                implicit_checks: bool | None = False) -> str:
     """Builds a config. `upstreams` maps a name to a list of "host:port" strings, ports,
     Upstream objects, or to a dict of [[upstream]] keys. Without `routes` every path goes
-    to the first upstream. Defaults favour fast tests: one worker, short drain."""
+    to the first upstream. Defaults favour fast tests: one worker, short drain.
+
+    `implicit_checks` is written as every upstream's `implicit_check` (unless its dict sets
+    it): off by default because the implicit check's TCP probes are connections that tests
+    counting an upstream's connections would see; None leaves the key out (Gatehouse's own
+    default, on; see test_readiness.ImplicitCheckTest)."""
     sections = [toml_table("[server]", {"workers": 1, "drain_timeout": "3s",
                                         **(server or {})})]
     if limits:
@@ -877,6 +883,8 @@ def make_config(upstreams: dict, routes: list[dict] | None = None, *,
     for name, spec in upstreams.items():
         if not isinstance(spec, dict):
             spec = {"servers": spec}
+        if implicit_checks is not None:
+            spec = {"implicit_check": implicit_checks, **spec}
         servers = [_server_address(s) for s in spec["servers"]]
         sections.append(toml_table("[[upstream]]", {"name": name, **spec,
                                                     "servers": servers}))

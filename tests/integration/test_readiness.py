@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import time
 import unittest
@@ -298,6 +299,77 @@ class TunnelMetricsTest(unittest.TestCase):
         self.assertTrue(text, "the tunnel was never counted")
         self.assertEqual(metric(text, "gatehouse_requests_total", route="/ws/",
                                 **{"class": "1xx"}), 1, text)
+
+
+def unused_port() -> int:
+    """A loopback port nothing listens on (bound and closed: connecting is refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_status(admin_port: int, status: int, timeout: float) -> tuple[int, str]:
+    """Polls /readyz?verbose until it answers `status`; returns the last answer."""
+    wait_for(lambda: get(admin_port, "/readyz?verbose")[0] == status, timeout=timeout,
+             interval=0.2)
+    return get(admin_port, "/readyz?verbose")
+
+
+class ImplicitCheckTest(unittest.TestCase):
+    """An upstream no [[check]] names gets an implicit TCP connect check ("upstream:NAME",
+    the [[check]] defaults: every 5 s, rise 2) that counts for /readyz and
+    `gatehouse healthcheck`; `implicit_check = false` turns it off."""
+
+    def start(self, upstreams: dict) -> Gatehouse:
+        # implicit_checks=None: Gatehouse's default, not the harness's.
+        gatehouse = Gatehouse(make_config(upstreams, implicit_checks=None)).start()
+        self.addCleanup(gatehouse.stop)
+        return gatehouse
+
+    def test_nothing_listening_is_not_ready_until_the_upstream_listens(self):
+        port = unused_port()
+        gatehouse = self.start({"app": [port]})
+        status, body = wait_status(gatehouse.admin_port, 503, timeout=5)
+        self.assertEqual(status, 503, body)
+        self.assertIn(f"[-]upstream:app failed: no healthy host in upstream app: "
+                      f"127.0.0.1:{port}: connection refused", body)
+        self.assertTrue(body.endswith("readyz check failed\n"), body)
+        status, plain = get(gatehouse.admin_port, "/readyz")
+        self.assertEqual(status, 503)
+        self.assertIn("fail upstream:app (tcp, implicit)", plain)
+        result = run_healthcheck(gatehouse.admin_port)
+        self.assertEqual(result.returncode, 1, result.stdout)
+        self.assertIn("upstream:app", result.stdout)
+        status, doc = get_json(gatehouse.admin_port, "/readyz/upstream:app?format=json")
+        self.assertEqual((status, doc["type"], doc["implicit"], doc["upstream"]),
+                         (503, "tcp", True, "app"))
+
+        app = Upstream(static_handler(200, b"ok"), port=port)
+        self.addCleanup(app.close)
+        # rise = 2 at a 5 s interval: ready within about two intervals.
+        status, body = wait_status(gatehouse.admin_port, 200, timeout=15)
+        self.assertEqual(status, 200, body)
+        self.assertRegex(body, r"(?m)^\[\+\]upstream:app ok \d+ms$")
+        self.assertEqual(healthcheck(gatehouse.admin_port), 0)
+        # A TCP connect is the whole probe: the app saw connections, no request.
+        self.assertEqual(app.requests, [])
+
+    def test_implicit_check_false_is_ready_with_nothing_listening(self):
+        gatehouse = self.start({"app": {"servers": [unused_port()], "implicit_check": False}})
+        time.sleep(0.5)  # an implicit check would have failed by now
+        self.assertEqual(get(gatehouse.admin_port, "/readyz"), (200, "ok (no checks)\n"))
+        self.assertEqual(healthcheck(gatehouse.admin_port), 0)
+
+    def test_names_are_probed_at_each_resolved_address(self):
+        app = Upstream(static_handler(200, b"ok"))
+        self.addCleanup(app.close)
+        port = app.address.rsplit(":", 1)[1]
+        gatehouse = self.start({"app": [f"localhost:{port}"]})
+        status, body = wait_status(gatehouse.admin_port, 200, timeout=5)
+        self.assertEqual(status, 200, body)
+        status, doc = get_json(gatehouse.admin_port, "/readyz/upstream:app?format=json")
+        labels = [h["host"] for h in doc["hosts"]]
+        self.assertIn(f"127.0.0.1:{port}", labels, doc)
 
 
 class UnresolvedUpstreamTest(unittest.TestCase):

@@ -32,6 +32,7 @@ acme_webroot = "{self.webroot}"
 [[upstream]]
 name = "app"
 servers = ["{self.upstream.address}"]
+implicit_check = false  # its TCP probes would count as upstream connections
 
 [[route]]
 path_prefix = "/"

@@ -863,18 +863,117 @@ min_healthy = 3
   EXPECT_EQ(load(kMinimal).config->upstreams.at(0).min_healthy, 1u);
 }
 
-TEST(ConfigUpstream, MinHealthyWithoutAnHttpCheckIsAWarning) {
+TEST(ConfigUpstream, MinHealthyWithoutAnyCheckIsAWarning) {
   std::string toml(kMinimal);
   toml.insert(toml.find("[[route]]"), "min_healthy = 2\n");
+  // The implicit check counts the upstream's hosts: min_healthy applies to it.
+  LoadResult implicit = load(toml);
+  ASSERT_TRUE(implicit.config.has_value()) << joined(implicit.errors);
+  EXPECT_TRUE(implicit.warnings.empty()) << joined(implicit.warnings);
+  EXPECT_EQ(checks_to_run(*implicit.config).at(0).min_healthy, 2u);
+  toml.insert(toml.find("[[route]]"), "implicit_check = false\n");
   LoadResult result = load(toml);
   ASSERT_TRUE(result.config.has_value()) << joined(result.errors);
   EXPECT_EQ(texts(result.warnings),
             std::vector<std::string>{"test.toml:6:15: upstream \"app\": min_healthy has no effect "
-                                     "without an http [[check]] on this upstream"});
+                                     "with implicit_check = false and no http [[check]] on this "
+                                     "upstream"});
   LoadResult checked =
       load(toml + "[[check]]\nname = \"app\"\ntype = \"http\"\nupstream = \"app\"\n");
   ASSERT_TRUE(checked.config.has_value()) << joined(checked.errors);
   EXPECT_TRUE(checked.warnings.empty()) << joined(checked.warnings);
+}
+
+TEST(ConfigUpstream, ImplicitTcpCheckByDefault) {
+  LoadResult result = load(kMinimal);
+  ASSERT_TRUE(result.config.has_value()) << joined(result.errors);
+  EXPECT_TRUE(result.config->upstreams.at(0).implicit_check);
+  EXPECT_TRUE(result.config->checks.empty());  // [[check]] only: implicit ones are derived
+  const std::vector<Check> checks = checks_to_run(*result.config);
+  ASSERT_EQ(checks.size(), 1u);
+  const Check& c = checks[0];
+  EXPECT_EQ(c.name, "upstream:app");
+  EXPECT_EQ(c.name, implicit_check_name("app"));
+  EXPECT_EQ(c.type, CheckType::tcp);
+  EXPECT_EQ(c.upstream, "app");
+  EXPECT_TRUE(c.implicit);
+  EXPECT_TRUE(c.required);
+  EXPECT_TRUE(c.target.empty());
+  EXPECT_EQ(c.min_healthy, 1u);
+  // The [[check]] defaults.
+  const Check defaults;
+  EXPECT_EQ(c.interval, defaults.interval);
+  EXPECT_EQ(c.interval, 5s);
+  EXPECT_EQ(c.timeout, 2s);
+  EXPECT_EQ(c.rise, 2u);
+  EXPECT_EQ(c.fall, 3u);
+  EXPECT_EQ(c.start_period, 0s);
+}
+
+TEST(ConfigUpstream, ImplicitCheckOnlyWhereNoCheckNamesTheUpstreamAndNotWhenOff) {
+  LoadResult result = load(R"([[listener]]
+address = "127.0.0.1:8080"
+[[upstream]]
+name = "api"
+servers = ["127.0.0.1:3000", "127.0.0.1:3001"]
+min_healthy = 2
+[[upstream]]
+name = "web"
+servers = ["127.0.0.1:4000"]
+[[upstream]]
+name = "static"
+servers = ["127.0.0.1:5000"]
+implicit_check = false
+[[route]]
+path_prefix = "/api/"
+upstream = "api"
+[[route]]
+path_prefix = "/static/"
+upstream = "static"
+[[route]]
+upstream = "web"
+[[check]]
+name = "db"
+type = "tcp"
+target = "127.0.0.1:5432"
+[[check]]
+name = "web"
+type = "http"
+upstream = "web"
+required = false
+)");
+  ASSERT_TRUE(result.config.has_value()) << joined(result.errors);
+  EXPECT_TRUE(result.warnings.empty()) << joined(result.warnings);
+  EXPECT_FALSE(result.config->find_upstream("static")->implicit_check);
+  const std::vector<Check> checks = checks_to_run(*result.config);
+  std::vector<std::string> names;
+  for (const Check& c : checks) names.push_back(c.name);
+  // The written checks first, in file order; then "api" (web has an http check, even an
+  // optional one; static opted out).
+  EXPECT_EQ(names, (std::vector<std::string>{"db", "web", "upstream:api"}));
+  EXPECT_FALSE(checks[0].implicit);
+  EXPECT_FALSE(checks[1].implicit);
+  EXPECT_TRUE(checks[2].implicit);
+  EXPECT_EQ(checks[2].min_healthy, 2u);
+}
+
+TEST(ConfigUpstream, ImplicitCheckValuesAndNamesAreChecked) {
+  std::string toml(kMinimal);
+  toml.insert(toml.find("[[route]]"), "implicit_check = \"no\"\n");
+  EXPECT_EQ(only_error(toml), "test.toml:6:18: upstream.implicit_check: expected true or false");
+  EXPECT_EQ(
+      only_error(std::string(kMinimal) + "[[check]]\nname = \"upstream:app\"\ntype = \"tcp\"\n"
+                                         "target = \"127.0.0.1:3000\"\n"),
+      "test.toml:9:8: check: name \"upstream:app\" is the implicit check of upstream "
+      "\"app\"; choose another name, or set implicit_check = false on the upstream");
+  // Opted out, the name is free.
+  std::string off(kMinimal);
+  off.insert(off.find("[[route]]"), "implicit_check = false\n");
+  LoadResult free_name = load(off +
+                              "[[check]]\nname = \"upstream:app\"\ntype = \"tcp\"\n"
+                              "target = \"127.0.0.1:3000\"\n");
+  ASSERT_TRUE(free_name.config.has_value()) << joined(free_name.errors);
+  EXPECT_EQ(checks_to_run(*free_name.config).size(), 1u);
 }
 
 TEST(ConfigUpstream, MinHealthyMustBePositiveAndOnlyForHttpChecks) {
@@ -1394,6 +1493,11 @@ TEST(DefaultToml, Loads) {
   ASSERT_EQ(config.routes.size(), 1u);
   EXPECT_EQ(config.routes[0].path_prefix, "/");
   EXPECT_EQ(config.routes[0].upstream, "app");
+  // Nothing answering on :3000 is not ready: the implicit check of "app" says so.
+  const std::vector<Check> checks = checks_to_run(config);
+  ASSERT_EQ(checks.size(), 1u);
+  EXPECT_EQ(checks[0].name, "upstream:app");
+  EXPECT_TRUE(checks[0].implicit);
 }
 
 TEST(DeployConfig, LoadsWithoutErrorsOrWarnings) {

@@ -463,6 +463,74 @@ TEST_F(HealthLoopTest, CheckerProbesEveryHostOfAnUpstream) {
   EXPECT_TRUE(run_until([&] { return closed; }));
 }
 
+// The implicit check of an upstream without [[check]] (config::checks_to_run): a TCP
+// connect to each current host, min_healthy of them needed; readiness only.
+TEST_F(HealthLoopTest, ImplicitTcpCheckFollowsTheHostsAndLeavesRotationAlone) {
+  CannedServer& up = server("never", "");
+  const int down_port = refused_port();
+  config::Upstream upstream;
+  upstream.name = "app";
+  upstream.min_healthy = 2;
+  upstream.servers = {{"127.0.0.1", static_cast<uint16_t>(up.port())},
+                      {"127.0.0.1", static_cast<uint16_t>(down_port)}};
+  config::Config cfg;
+  cfg.upstreams = {upstream};
+  std::vector<config::Check> checks = config::checks_to_run(cfg);
+  ASSERT_EQ(checks.size(), 1u);
+  checks[0].interval = 30ms;
+  checks[0].timeout = 1s;
+  checks[0].rise = 1;
+  checks[0].fall = 1;
+  HealthStatePtr last;
+  auto checker = Checker::create(&loop_, checks, [&](HealthStatePtr st) { last = st; });
+  ASSERT_TRUE(checker) << checker.error().message;
+  EXPECT_EQ((*checker)->upstreams(), std::vector<std::string>{"app"});
+  (*checker)->start();
+  // No hosts yet: waiting, not ready.
+  ASSERT_TRUE(last);
+  EXPECT_FALSE(last->ready(monotonic_ms()));
+  EXPECT_EQ(plain_text(*last),
+            "fail upstream:app (tcp, implicit): waiting for the hosts of upstream app\n");
+
+  HostSetPtr both = build_host_set(upstream, {{loopback(up.port())}, {loopback(down_port)}});
+  (*checker)->set_hosts("app", both);
+  const std::string down_label = "127.0.0.1:" + std::to_string(down_port);
+  ASSERT_TRUE(run_until([&] {
+    return last->checks[0].health == Health::unhealthy && last->checks[0].healthy_targets() == 1;
+  }));
+  EXPECT_FALSE(last->ready(monotonic_ms()));  // 1 of 2, min_healthy 2
+  EXPECT_NE(last->checks[0].reason.find("1/2 hosts healthy in upstream app, need 2: " + down_label +
+                                        ": connection refused"),
+            std::string::npos)
+      << last->checks[0].reason;
+  EXPECT_TRUE(last->checks[0].implicit);
+  // Readiness only: no host leaves the rotation because of it.
+  EXPECT_EQ(last->host_health.count("app"), 0u);
+  EXPECT_EQ(apply_health(both, *last), both);
+
+  // Re-resolution drops the dead address and adds a live one: the probes follow.
+  CannedServer& up2 = server("never", "");
+  (*checker)->set_hosts("app",
+                        build_host_set(upstream, {{loopback(up.port())}, {loopback(up2.port())}}));
+  ASSERT_TRUE(run_until([&] { return last->ready(monotonic_ms()); }));
+  EXPECT_EQ(last->checks[0].targets.size(), 2u);
+  for (const TargetStatus& t : last->checks[0].targets) EXPECT_NE(t.label, down_label);
+  EXPECT_TRUE(run_until([&] { return up2.accepted() >= 1; }));
+
+  // Every host refusing: not ready.
+  up.close();
+  up2.close();
+  ASSERT_TRUE(run_until([&] { return last->checks[0].reason.find("0/2") != std::string::npos; }));
+  EXPECT_FALSE(last->ready(monotonic_ms()));
+  EXPECT_NE(last->checks[0].reason.find("0/2 hosts healthy in upstream app, need 2"),
+            std::string::npos)
+      << last->checks[0].reason;
+
+  bool closed = false;
+  (*checker)->stop([&] { closed = true; });
+  EXPECT_TRUE(run_until([&] { return closed; }));
+}
+
 TEST_F(HealthLoopTest, CheckerRejectsBadChecks) {
   config::Check tcp;
   tcp.name = "bad";

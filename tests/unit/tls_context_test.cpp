@@ -421,7 +421,7 @@ TEST_F(TlsContextTest, SniWorksWithTls12AndRsaCertificates) {
   ClientOptions options;
   options.sni = "x.b.example";
   options.max_version = TLS1_2_VERSION;
-  // Intermediate: the client's order wins (no server cipher preference).
+  // A client that lists ChaCha20 first gets it (SSL_OP_PRIORITIZE_CHACHA)...
   options.ciphers = "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256";
   Handshake h = handshake(*context, options);
   ASSERT_TRUE(h.ok) << h.server_error << h.client_error;
@@ -431,6 +431,12 @@ TEST_F(TlsContextTest, SniWorksWithTls12AndRsaCertificates) {
   Handshake reversed = handshake(*context, options);
   ASSERT_TRUE(reversed.ok);
   EXPECT_STREQ(SSL_get_cipher_name(reversed.client.get()), "ECDHE-RSA-AES128-GCM-SHA256");
+  // ...otherwise the server's order wins (testssl rates a client-chosen order HIGH):
+  // AES-128-GCM comes before AES-256-GCM in Mozilla's list.
+  options.ciphers = "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256";
+  Handshake server_order = handshake(*context, options);
+  ASSERT_TRUE(server_order.ok);
+  EXPECT_STREQ(SSL_get_cipher_name(server_order.client.get()), "ECDHE-RSA-AES128-GCM-SHA256");
   options.ciphers = "AES128-GCM-SHA256";  // no forward secrecy: not in intermediate
   EXPECT_FALSE(handshake(*context, options).ok);
 }
