@@ -1,0 +1,42 @@
+// Regression tests for what the fuzz targets (tests/fuzz) found. Each test names the
+// target and the input file under tests/fuzz/regressions/<target>/ it comes from.
+//
+// DISABLED_ tests are findings in parser files not fixed on the fuzzing branch: they fail
+// (or crash the test binary) until the parser is fixed; enable them with the fix (and
+// set GH_FUZZ_SKIP_RESP_EMPTY_LINE to 0 in tests/fuzz/probe_redis_fuzz.cpp).
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "health/probe_logic.hpp"
+
+namespace gh::health {
+namespace {
+
+// fuzz_probe_redis, regressions/probe_redis/resp-empty-line ("\r\n"): parse_resp_reply()
+// takes line->substr(1) of the empty line and throws std::out_of_range. RedisProbe calls
+// it from a libuv read callback, so any service at a redis check's address that answers
+// with an empty line ends the process (std::terminate). An empty line is no RESP reply.
+TEST(FuzzRegressions, DISABLED_RespEmptyLine) {
+  for (const std::string input : {"\r\n", "\r\n+PONG\r\n", "*1\r\n\r\n", "*2\r\n+OK\r\n\r\n"}) {
+    RespParse parsed;
+    EXPECT_NO_THROW(parsed = parse_resp_reply(input)) << input;
+    EXPECT_EQ(parsed.state, RespParse::State::invalid) << input;
+  }
+}
+
+// Found reading the code fuzz_probe_redis runs (its inputs are too short to reach it):
+// parse_resp_reply() recurses once per nested array ("*1\r\n*1\r\n..."), without a bound,
+// over a buffer RedisProbe grows without a bound, so a peer sending ~400 KB of "*1\r\n"
+// overflows the stack (SIGSEGV at 100,000 levels in a -O2 build). Replies to AUTH and
+// PING are never nested: a small depth limit (and a cap on the bytes buffered) suffices.
+TEST(FuzzRegressions, DISABLED_RespDeepNestingDoesNotOverflowTheStack) {
+  std::string input;
+  for (int i = 0; i < 1'000'000; ++i) input += "*1\r\n";
+  input += "+PONG\r\n";
+  // Refused (a depth limit) or parsed (without recursion): either way, an answer.
+  EXPECT_NE(parse_resp_reply(input).state, RespParse::State::incomplete);
+}
+
+}  // namespace
+}  // namespace gh::health
