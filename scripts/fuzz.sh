@@ -22,13 +22,13 @@ fuzz_dir=$root/tests/fuzz
 declare -A max_len=(
   [head_request]=2048 [head_response]=2048 [head_vs_llhttp]=2048 [http_parser]=2048
   [chunked]=1024 [engineio_sid]=512 [config]=8192 [probe_redis]=512 [probe_http]=2048
-  [probe_pg_error]=1024
+  [probe_pg_error]=1024 [rewrite]=2048
 )
 # Dictionaries (tests/fuzz/<name>.dict): the tokens the parsers compare case-insensitively
 # or field by field, which libFuzzer's comparison tracing does not pick up by itself.
 declare -A dict=(
   [head_request]=http [head_response]=http [head_vs_llhttp]=http [http_parser]=http
-  [chunked]=http [probe_http]=http [config]=config
+  [chunked]=http [probe_http]=http [rewrite]=http [config]=config
 )
 
 if [[ $# -gt 0 ]]; then

@@ -109,6 +109,9 @@ def main() -> None:
     write("http_parser", [b"\0" + r for r in requests[:30]] + [b"\1" + r for r in responses] +
           [b"\3HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"])
 
+    write("rewrite", [b"\0" + r for r in requests[:30]] +
+          [bytes([1 | (i % 8) << 1]) + r for i, r in enumerate(responses)])
+
     write("probe_http", [bytes([i % 4]) + r for i, r in enumerate(responses)] +
           [b"\1SSH-2.0-OpenSSH_9.2\r\n\r\n"])
     redis = [b for b in unit("health_probe_logic_test.cpp")
