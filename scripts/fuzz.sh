@@ -46,6 +46,11 @@ done
 
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGATEHOUSE_FUZZ=ON -DGATEHOUSE_TESTS=OFF >/dev/null
+if [[ ! -d $build/tests/fuzz ]]; then
+  echo "fuzz.sh: $build has no tests/fuzz: the top-level CMakeLists.txt needs" \
+    "'if(GATEHOUSE_FUZZ) add_subdirectory(tests/fuzz) endif()'" >&2
+  exit 2
+fi
 build_targets=()
 for target in "${targets[@]}"; do build_targets+=(--target "fuzz_$target"); done
 cmake --build "$build" -j"$(nproc)" "${build_targets[@]}"
