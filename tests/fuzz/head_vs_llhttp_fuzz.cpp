@@ -5,8 +5,9 @@
 // OWS), and end it at the same byte.
 //
 // Known, triaged disagreements are not failures (tests/fuzz/README.md, "Differential"):
-//   - method tokens llhttp does not know (RFC 9110 9.1: any token is a method; the proxy
-//     still vets non-common request lines with llhttp in HttpParser::check_request_line);
+//   - method tokens llhttp does not know for HTTP, RTSP ones included (RFC 9110 9.1: any
+//     token is a method; the proxy still vets non-common request lines with llhttp in
+//     HttpParser::check_request_line);
 //   - request targets llhttp's URL grammar refuses after a method other than the common
 //     ones or a target not in origin-form (same: HttpParser asks llhttp for those lines);
 //   - repeated identical Content-Length fields: analyze_request() accepts them (RFC 9110
@@ -157,20 +158,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   const bool accepted = seen.headers_done && (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE);
   if (!accepted) {
-    const std::string why =
-        std::string(llhttp_errno_name(err)) + " " +
-        (llhttp_get_error_reason(&parser) ? llhttp_get_error_reason(&parser) : "");
+    const char* reason = llhttp_get_error_reason(&parser);
+    const std::string why = std::string(llhttp_errno_name(err)) + " " + (reason ? reason : "");
     // Triaged (README.md, "Differential"): a repeated Content-Length or one followed by
-    // HTAB; methods llhttp does
-    // not know; request-line grammar outside the common origin-form lines, which
-    // HttpParser::check_request_line hands to llhttp anyway (llhttp's method trie may call
-    // an unusual target byte an invalid method, hence both codes).
+    // HTAB; methods llhttp does not know for HTTP (refused as an invalid method, or, for
+    // the RTSP ones its trie knows, as an "invalid constant"); request-line grammar
+    // outside the common origin-form lines, which HttpParser::check_request_line hands to
+    // llhttp anyway (its trie may call an unusual target byte an invalid method too).
     if (err == HPE_UNEXPECTED_CONTENT_LENGTH && content_lengths(head) > 1) return 0;
     if (err == HPE_INVALID_CONTENT_LENGTH && content_length_ends_in_htab(head)) return 0;
-    if (err == HPE_INVALID_METHOD && !llhttp_knows_method(head.method)) return 0;
-    if ((err == HPE_INVALID_METHOD || err == HPE_INVALID_URL) && !is_common_origin_form(head)) {
-      return 0;
-    }
+    const bool method_refused = err == HPE_INVALID_METHOD ||
+                                (err == HPE_INVALID_CONSTANT && reason &&
+                                 std::string_view(reason) == "Invalid method for HTTP/x.x request");
+    if (method_refused && !llhttp_knows_method(head.method)) return 0;
+    if ((method_refused || err == HPE_INVALID_URL) && !is_common_origin_form(head)) return 0;
     disagree(input, "scanner accepts, llhttp says " + why);
   }
   const std::size_t llhttp_end =
