@@ -5,11 +5,10 @@
 // OWS), and end it at the same byte.
 //
 // Known, triaged disagreements are not failures (tests/fuzz/README.md, "Differential"):
-//   - method tokens llhttp does not know for HTTP, RTSP ones included (RFC 9110 9.1: any
-//     token is a method; the proxy still vets non-common request lines with llhttp in
-//     HttpParser::check_request_line);
-//   - request targets llhttp's URL grammar refuses after a method other than the common
-//     ones or a target not in origin-form (same: HttpParser asks llhttp for those lines);
+//   - whatever llhttp refuses within a request line other than a common method with an
+//     origin-form target: methods it does not know for HTTP (RFC 9110 9.1: any token is a
+//     method), RTSP methods, PRI outside the HTTP/2 preface, its URL grammar. The proxy
+//     vets exactly these lines with llhttp (HttpParser::check_request_line);
 //   - repeated identical Content-Length fields: analyze_request() accepts them (RFC 9110
 //     8.6 allows either), llhttp refuses them (and so does HttpParser::derive_body);
 //   - HTAB after the digits of a Content-Length: OWS for RFC 9110 5.5, refused by llhttp;
@@ -94,14 +93,6 @@ std::string_view trim_ows(std::string_view s) {
   return s;
 }
 
-// The methods llhttp 8.1 knows for HTTP (llhttp_method_name() aborts on other values).
-bool llhttp_knows_method(std::string_view method) {
-#define GH_METHOD_NAME(number, name, string) #string,
-  static constexpr std::string_view kMethods[] = {HTTP_METHOD_MAP(GH_METHOD_NAME)};
-#undef GH_METHOD_NAME
-  return std::find(std::begin(kMethods), std::end(kMethods), method) != std::end(kMethods);
-}
-
 // HttpParser::check_request_line skips llhttp only for these methods with a '/' target:
 // there llhttp must agree with the scanner on its own.
 bool is_common_origin_form(const MessageHead& head) {
@@ -161,17 +152,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const char* reason = llhttp_get_error_reason(&parser);
     const std::string why = std::string(llhttp_errno_name(err)) + " " + (reason ? reason : "");
     // Triaged (README.md, "Differential"): a repeated Content-Length or one followed by
-    // HTAB; methods llhttp does not know for HTTP (refused as an invalid method, or, for
-    // the RTSP ones its trie knows, as an "invalid constant"); request-line grammar
-    // outside the common origin-form lines, which HttpParser::check_request_line hands to
-    // llhttp anyway (its trie may call an unusual target byte an invalid method too).
+    // HTAB; and anything llhttp refuses within the request line of a line other than the
+    // common origin-form ones (methods it does not know for HTTP, RTSP methods, PRI
+    // outside the HTTP/2 preface, its URL grammar): HttpParser::check_request_line hands
+    // exactly those lines to llhttp, so Gatehouse refuses them too.
     if (err == HPE_UNEXPECTED_CONTENT_LENGTH && content_lengths(head) > 1) return 0;
     if (err == HPE_INVALID_CONTENT_LENGTH && content_length_ends_in_htab(head)) return 0;
-    const bool method_refused = err == HPE_INVALID_METHOD ||
-                                (err == HPE_INVALID_CONSTANT && reason &&
-                                 std::string_view(reason) == "Invalid method for HTTP/x.x request");
-    if (method_refused && !llhttp_knows_method(head.method)) return 0;
-    if ((method_refused || err == HPE_INVALID_URL) && !is_common_origin_form(head)) return 0;
+    const char* line_end = head.target.data() + head.target.size() + sizeof " HTTP/1.1\r\n" - 1;
+    if (llhttp_get_error_pos(&parser) <= line_end && !is_common_origin_form(head)) return 0;
     disagree(input, "scanner accepts, llhttp says " + why);
   }
   const std::size_t llhttp_end =
