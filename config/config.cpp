@@ -360,6 +360,62 @@ std::string choice_names(Choices<E> choices) {
   return names;
 }
 
+// TOML allows bytes beyond ASCII only inside strings and comments. toml++ 3.3.0 (Debian
+// 12) meets some such code points where it expects whitespace with
+// __builtin_unreachable() (marzer/tomlplusplus issues 190 and 295; found by
+// tests/fuzz/config_fuzz.cpp): refuse them first, at their position.
+std::optional<toml::source_position> non_ascii_outside_strings(std::string_view text) {
+  enum class In { toml, comment, basic, literal, multiline_basic, multiline_literal };
+  In in = In::toml;
+  toml::source_position at{1, 1};
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const std::string_view rest = text.substr(i);
+    const auto c = static_cast<unsigned char>(text[i]);
+    std::size_t skip = 0;  // further bytes taken with this one
+    switch (in) {
+      case In::toml:
+        if (c >= 0x80) return at;
+        if (c == '#') in = In::comment;
+        if (rest.starts_with("\"\"\"")) {
+          in = In::multiline_basic, skip = 2;
+        } else if (rest.starts_with("'''")) {
+          in = In::multiline_literal, skip = 2;
+        } else if (c == '"') {
+          in = In::basic;
+        } else if (c == '\'') {
+          in = In::literal;
+        }
+        break;
+      case In::comment:
+        if (c == '\n') in = In::toml;
+        break;
+      case In::basic:
+        if (c == '\\') skip = 1;
+        if (c == '"' || c == '\n') in = In::toml;  // an unclosed one is toml++'s to report
+        break;
+      case In::literal:
+        if (c == '\'' || c == '\n') in = In::toml;
+        break;
+      case In::multiline_basic:
+        if (c == '\\') skip = 1;
+        if (rest.starts_with("\"\"\"")) in = In::toml, skip = 2;
+        break;
+      case In::multiline_literal:
+        if (rest.starts_with("'''")) in = In::toml, skip = 2;
+        break;
+    }
+    for (std::size_t k = i; k <= i + skip && k < text.size(); ++k) {
+      if (text[k] == '\n') {
+        ++at.line, at.column = 1;
+      } else if ((static_cast<unsigned char>(text[k]) & 0xC0) != 0x80) {
+        ++at.column;  // columns count characters, as toml++'s do
+      }
+    }
+    i += skip;
+  }
+  return std::nullopt;
+}
+
 class Loader {
  public:
   explicit Loader(std::string file) : file_(std::move(file)) { config_.source = file_; }
@@ -629,8 +685,13 @@ void Loader::read_integer(const Scope& scope, std::string_view key, int64_t min,
 
 LoadResult Loader::load(std::string_view document) {
   try {
-    toml::table root = toml::parse(document, std::string_view(file_));
-    load_root(root);
+    if (auto at = non_ascii_outside_strings(document)) {
+      error(toml::source_region{*at, *at, nullptr},
+            "a character beyond ASCII outside a string or comment");
+    } else {
+      toml::table root = toml::parse(document, std::string_view(file_));
+      load_root(root);
+    }
   } catch (const toml::parse_error& e) {
     error(e.source(), std::string(e.description()));
   }

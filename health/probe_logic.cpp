@@ -55,11 +55,18 @@ RespParse parse_bulk(std::string_view data, std::size_t header, long long length
   return p;
 }
 
-RespParse parse_array(std::string_view data, std::size_t header, long long count) {
+// PING and AUTH replies are never nested: a deeper array is not a Redis answering them,
+// and the limit keeps the recursion off the stack's end.
+constexpr int kRespMaxDepth = 4;
+
+RespParse parse_resp_at(std::string_view data, int depth);
+
+RespParse parse_array(std::string_view data, std::size_t header, long long count, int depth) {
+  if (count > 0 && depth >= kRespMaxDepth) return invalid_resp();
   RespParse p;
   std::size_t offset = header;
   for (long long i = 0; i < count; ++i) {
-    RespParse element = parse_resp_reply(data.substr(offset));
+    RespParse element = parse_resp_at(data.substr(offset), depth + 1);
     if (element.state != RespParse::State::complete) return element;
     offset += element.consumed;
   }
@@ -99,24 +106,11 @@ std::optional<std::string> last_server_error(std::string_view message) {
   return found;
 }
 
-}  // namespace
-
-std::string timeout_reason(Milliseconds timeout) {
-  return "timeout after " + std::to_string(timeout.count()) + " ms";
-}
-
-// --- RESP ------------------------------------------------------------------------------
-
-std::string RespReply::line() const {
-  if (type == '$' || type == '*') return std::string(1, type) + (null ? "-1" : text);
-  return std::string(1, type) + text;
-}
-
-RespParse parse_resp_reply(std::string_view data) {
+RespParse parse_resp_at(std::string_view data, int depth) {
   if (data.empty()) return {};
   bool invalid = false;
   auto line = resp_line(data, invalid);
-  if (invalid) return invalid_resp();
+  if (invalid || (line && line->empty())) return invalid_resp();  // no type byte
   if (!line) return {};
   const char type = data[0];
   const std::string_view body = line->substr(1);
@@ -135,11 +129,28 @@ RespParse parse_resp_reply(std::string_view data) {
     case '*': {
       auto n = resp_integer(body);
       if (!n || *n < -1) return invalid_resp();
-      return type == '$' ? parse_bulk(data, header, *n) : parse_array(data, header, *n);
+      return type == '$' ? parse_bulk(data, header, *n) : parse_array(data, header, *n, depth);
     }
     default:
       return invalid_resp();
   }
+}
+
+}  // namespace
+
+std::string timeout_reason(Milliseconds timeout) {
+  return "timeout after " + std::to_string(timeout.count()) + " ms";
+}
+
+// --- RESP ------------------------------------------------------------------------------
+
+std::string RespReply::line() const {
+  if (type == '$' || type == '*') return std::string(1, type) + (null ? "-1" : text);
+  return std::string(1, type) + text;
+}
+
+RespParse parse_resp_reply(std::string_view data) {
+  return parse_resp_at(data, 0);
 }
 
 std::string resp_command(std::initializer_list<std::string_view> words) {

@@ -286,6 +286,12 @@ class RedisProbe final : public StreamProbe {
 };
 
 std::optional<ProbeResult> RedisProbe::on_data(std::string_view bytes) {
+  // Answers to PING and AUTH are a few bytes; a server that sends more is not answering
+  // them, and the reply is re-read whole on every read.
+  constexpr std::size_t kMaxReplyBytes = 256 * 1024;
+  if (received_.size() + bytes.size() > kMaxReplyBytes) {
+    return ProbeResult::failure("RESP reply larger than 256 KiB");
+  }
   received_.append(bytes);
   const std::size_t expected = password_.empty() ? 1 : 2;
   while (replies_.size() < expected) {

@@ -24,6 +24,9 @@ done
 echo "== soak under faults, 60 s (tests/soak/README.md; bench/SOAK.md has the 10-minute run)"
 /usr/bin/python3 tests/soak/soak.py --seconds 60 --bin build/proxy/gatehouse
 
+echo "== fuzz targets, 20 s each under ASan+UBSan (tests/fuzz/README.md)"
+GATEHOUSE_FUZZ_SECONDS=${GATEHOUSE_FUZZ_SECONDS:-20} scripts/fuzz.sh
+
 echo "== sanitizer build (ASan + UBSan): unit and integration tests"
 GATEHOUSE_SANITIZE=1 scripts/build.sh >/dev/null
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -67,22 +67,10 @@ bool same(const std::optional<gh::health::ProbeResult>& a,
   return !a || (a->ok == b->ok && a->reason == b->reason);
 }
 
-// Known bug, reported, not fixed here (health/ is not ours): parse_resp_reply() throws
-// std::out_of_range on an empty line ("\r\n" where a reply starts: line->substr(1)),
-// which would end the process from the probe's libuv read callback. Regression input:
-// tests/fuzz/regressions/probe_redis/; test: FuzzRegressions.DISABLED_RespEmptyLine.
-// Set to 0 once parse_resp_reply() refuses empty lines, so the fuzzer covers them again.
-#define GH_FUZZ_SKIP_RESP_EMPTY_LINE 1
-
-bool has_empty_line(std::string_view input) {
-  return input.starts_with("\r\n") || input.find("\r\n\r\n") != std::string_view::npos;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
-  if (GH_FUZZ_SKIP_RESP_EMPTY_LINE && has_empty_line(input)) return 0;
   const RespParse whole = gh::health::parse_resp_reply(input);
   const auto cuts = gh::fuzz::split_points(input, 4);
   switch (whole.state) {

@@ -472,6 +472,30 @@ TEST(LoadString, NoListenerIsAnErrorAtFileStart) {
       << result.errors[0].text();
 }
 
+// TOML allows non-ASCII text only in strings and comments; toml++ 3.3.0 must never see
+// it elsewhere (tests/fuzz/README.md, finding 3).
+TEST(LoadString, NonAsciiOutsideStringsIsAnErrorAtItsPosition) {
+  EXPECT_EQ(only_error("a = 1\n\xc2\xa7 = 2\n"),
+            "test.toml:2:1: a character beyond ASCII outside a string or comment");
+  EXPECT_EQ(only_error("x = \"\xc3\xa9\" \xef\xbb\xbe= 1\n"),
+            "test.toml:1:9: a character beyond ASCII outside a string or comment");
+}
+
+TEST(LoadString, NonAsciiInsideStringsAndCommentsIsAccepted) {
+  const std::string documents[] = {
+      "# caf\xc3\xa9\n",
+      "a = \"caf\xc3\xa9 \\\" \xc3\xa9\"\n",
+      "a = 'caf\xc3\xa9'\n",
+      "a = \"\"\"\n\xc3\xa9 \\\"\"\" \xc3\xa9\n\"\"\"\n",
+      "a = '''\n\xc3\xa9 '' \xc3\xa9\n'''\n",
+  };
+  for (const std::string& document : documents) {
+    for (const Diagnostic& d : load(document).errors) {
+      EXPECT_EQ(d.text().find("beyond ASCII"), std::string::npos) << document << d.text();
+    }
+  }
+}
+
 TEST(LoadString, EmptyDocumentReportsWhatIsMissing) {
   LoadResult result = load("");
   EXPECT_FALSE(result.config.has_value());

@@ -1,9 +1,7 @@
 // Regression tests for what the fuzz targets (tests/fuzz) found. Each test names the
 // target and the input file under tests/fuzz/regressions/<target>/ it comes from.
 //
-// DISABLED_ tests are findings in parser files not fixed on the fuzzing branch: they fail
-// (or crash the test binary) until the parser is fixed; enable them with the fix (and
-// set GH_FUZZ_SKIP_RESP_EMPTY_LINE to 0 in tests/fuzz/probe_redis_fuzz.cpp).
+// Each failed (or crashed the test binary) before its fix.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -18,7 +16,7 @@ namespace {
 // takes line->substr(1) of the empty line and throws std::out_of_range. RedisProbe calls
 // it from a libuv read callback, so any service at a redis check's address that answers
 // with an empty line ends the process (std::terminate). An empty line is no RESP reply.
-TEST(FuzzRegressions, DISABLED_RespEmptyLine) {
+TEST(FuzzRegressions, RespEmptyLine) {
   for (const std::string input : {"\r\n", "\r\n+PONG\r\n", "*1\r\n\r\n", "*2\r\n+OK\r\n\r\n"}) {
     RespParse parsed;
     EXPECT_NO_THROW(parsed = parse_resp_reply(input)) << input;
@@ -31,7 +29,7 @@ TEST(FuzzRegressions, DISABLED_RespEmptyLine) {
 // over a buffer RedisProbe grows without a bound, so a peer sending ~400 KB of "*1\r\n"
 // overflows the stack (SIGSEGV at 100,000 levels in a -O2 build). Replies to AUTH and
 // PING are never nested: a small depth limit (and a cap on the bytes buffered) suffices.
-TEST(FuzzRegressions, DISABLED_RespDeepNestingDoesNotOverflowTheStack) {
+TEST(FuzzRegressions, RespDeepNestingDoesNotOverflowTheStack) {
   std::string input;
   for (int i = 0; i < 1'000'000; ++i) input += "*1\r\n";
   input += "+PONG\r\n";
@@ -50,8 +48,8 @@ namespace {
 // such as U+00A7 or U+FEFE where the parser expects whitespace (upstream issues 190 and
 // 295, fixed after 3.3.0). Undefined behaviour; GCC 12 and clang 14 at -O2 happen to
 // return a parse error. This test passes there and aborts under GATEHOUSE_SANITIZE
-// (UBSan) until toml++ is fixed or config.cpp refuses such bytes before toml::parse.
-TEST(FuzzRegressions, DISABLED_TomlNonAsciiWhereWhitespaceGoesIsAnError) {
+// (UBSan) unless config.cpp refuses such bytes before toml::parse, as it now does.
+TEST(FuzzRegressions, TomlNonAsciiWhereWhitespaceGoesIsAnError) {
   for (const std::string input : {"certificates \xef\xbb\xbe= 1\n", "a = 1\n\xc2\xa7 = 2\n"}) {
     const LoadResult result = load_string(input, "t.toml");
     EXPECT_FALSE(result.config.has_value());
