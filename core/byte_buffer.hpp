@@ -32,11 +32,11 @@ class BufferPool {
     if (block && free_.size() < max_free_) free_.push_back(std::move(block));
   }
 
-  // Called periodically: frees half of the blocks that stayed in the pool through the
-  // whole period (its low-water mark), so the pool decays to what the load uses. Returns
-  // how many were freed.
+  // Called periodically: frees the blocks that stayed in the pool through the whole
+  // period (its low-water mark), so the pool follows what the load uses. Returns how many
+  // were freed.
   std::size_t release_unused() {
-    const std::size_t surplus = (low_water_ + 1) / 2;
+    const std::size_t surplus = low_water_;
     free_.erase(free_.begin(), free_.begin() + static_cast<std::ptrdiff_t>(surplus));  // coldest
     low_water_ = free_.size();
     return surplus;

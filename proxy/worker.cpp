@@ -185,10 +185,11 @@ void Worker::on_tick() {
   flush_access_log();
   close_idle_upstreams(false);
   follow_upstream_demand();
-  // Buffers a burst left unused go back to malloc, and once the pool is empty (the load
-  // has passed) from there to the system: malloc keeps freed chunks in the middle of its
-  // heap resident until asked, and asking costs madvise calls a busy worker can spare.
-  if (buffers_.release_unused() > 0 && buffers_.free_blocks() == 0) malloc_trim(0);
+  // Buffers a burst left unused go back to malloc, and from there to the system when
+  // there were many (malloc keeps freed chunks in the middle of its heap resident until
+  // asked): a busy worker's pool frees a block or two now and then, without madvise calls.
+  constexpr std::size_t kTrimAfterFreeing = 8;
+  if (buffers_.release_unused() >= kTrimAfterFreeing) malloc_trim(0);
   publish_stats();
 }
 
