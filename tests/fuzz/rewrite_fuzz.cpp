@@ -55,6 +55,13 @@ Reread reread(const std::string& out, HeadKind kind, std::string_view request_me
                 "rewritten head does not scan as one head: " + escaped(out, 600) + " (" +
                     (scan.state == HeadScan::State::invalid ? scan.error.reason : "") + ")");
   gh::http::HeadError error;
+  // An HTTP/1.0 request without Host goes upstream with an empty one (RFC 9112 §3.2),
+  // which analyze_request() rightly refuses from a client: read it back as named.
+  if (kind == HeadKind::request) {
+    for (auto& field : r.head.headers) {
+      if (iequals(field.name, "host") && field.value.empty()) field.value = "unnamed.invalid";
+    }
+  }
   const bool ok = kind == HeadKind::request
                       ? gh::http::analyze_request(r.head, r.info, error)
                       : gh::http::analyze_response(r.head, request_method, r.info, error);
@@ -91,12 +98,6 @@ void check_hop_by_hop(const MessageHead& original, const Reread& r, const std::s
                   "hop-by-hop field " + escaped(field.name) + " forwarded: " + escaped(out, 600));
   }
   GH_FUZZ_CHECK(connections <= 1 && upgrades <= 1, escaped(out, 600));
-  {
-    for (const auto& field : r.head.headers) {
-      GH_FUZZ_CHECK(!underscore_framing(field.name),
-                    escaped(field.name) + " forwarded: " + escaped(out, 600));
-    }
-  }
   GH_FUZZ_CHECK(r.transfer_encodings <= 1, escaped(out, 600));
 }
 
@@ -112,6 +113,11 @@ void check_request(const MessageHead& head, const MessageInfo& info) {
   GH_FUZZ_CHECK(r.content_lengths <= 1, escaped(out, 600));
   GH_FUZZ_CHECK(r.info.upgrade == info.upgrade, escaped(out, 600));
   if (!info.host.empty()) GH_FUZZ_CHECK(r.info.host == info.host, escaped(out, 600));
+  // Backends, not browsers, read '_' as '-': only the upstream request is held to it.
+  for (const auto& field : r.head.headers) {
+    GH_FUZZ_CHECK(!underscore_framing(field.name),
+                  escaped(field.name) + " forwarded: " + escaped(out, 600));
+  }
 }
 
 void check_response(const MessageHead& head, const MessageInfo& info, std::string_view method,
