@@ -363,45 +363,51 @@ std::string choice_names(Choices<E> choices) {
 // TOML allows bytes beyond ASCII only inside strings and comments. toml++ 3.3.0 (Debian
 // 12) meets some such code points where it expects whitespace with
 // __builtin_unreachable() (marzer/tomlplusplus issues 190 and 295; found by
-// tests/fuzz/config_fuzz.cpp): refuse them first, at their position.
+// tests/fuzz/config_fuzz.cpp): refuse them first, at their position. A quote opens a
+// string only where one may start (after '=', '[', ',', '{', '.' or at a line's start):
+// inside a malformed bare value toml++ reads it as part of the value.
 std::optional<toml::source_position> non_ascii_outside_strings(std::string_view text) {
   enum class In { toml, comment, basic, literal, multiline_basic, multiline_literal };
   In in = In::toml;
+  char before = '\n';  // the last byte outside strings that was not a space or tab
   toml::source_position at{1, 1};
   for (std::size_t i = 0; i < text.size(); ++i) {
     const std::string_view rest = text.substr(i);
     const auto c = static_cast<unsigned char>(text[i]);
+    const bool may_open = std::string_view("\n=[,{.").find(before) != std::string_view::npos;
     std::size_t skip = 0;  // further bytes taken with this one
     switch (in) {
       case In::toml:
         if (c >= 0x80) return at;
-        if (c == '#') in = In::comment;
-        if (rest.starts_with("\"\"\"")) {
+        if (c == '#') {
+          in = In::comment;
+        } else if (may_open && rest.starts_with("\"\"\"")) {
           in = In::multiline_basic, skip = 2;
-        } else if (rest.starts_with("'''")) {
+        } else if (may_open && rest.starts_with("'''")) {
           in = In::multiline_literal, skip = 2;
-        } else if (c == '"') {
+        } else if (may_open && c == '"') {
           in = In::basic;
-        } else if (c == '\'') {
+        } else if (may_open && c == '\'') {
           in = In::literal;
         }
+        if (c != ' ' && c != '\t') before = static_cast<char>(c);
         break;
       case In::comment:
-        if (c == '\n') in = In::toml;
+        if (c == '\n') in = In::toml, before = '\n';
         break;
       case In::basic:
         if (c == '\\') skip = 1;
-        if (c == '"' || c == '\n') in = In::toml;  // an unclosed one is toml++'s to report
+        if (c == '"' || c == '\n') in = In::toml, before = static_cast<char>(c);
         break;
       case In::literal:
-        if (c == '\'' || c == '\n') in = In::toml;
+        if (c == '\'' || c == '\n') in = In::toml, before = static_cast<char>(c);
         break;
       case In::multiline_basic:
         if (c == '\\') skip = 1;
-        if (rest.starts_with("\"\"\"")) in = In::toml, skip = 2;
+        if (rest.starts_with("\"\"\"")) in = In::toml, before = '"', skip = 2;
         break;
       case In::multiline_literal:
-        if (rest.starts_with("'''")) in = In::toml, skip = 2;
+        if (rest.starts_with("'''")) in = In::toml, before = '\'', skip = 2;
         break;
     }
     for (std::size_t k = i; k <= i + skip && k < text.size(); ++k) {
