@@ -4,6 +4,7 @@
 #   scripts/fuzz.sh                      every target, GATEHOUSE_FUZZ_SECONDS (60) each
 #   scripts/fuzz.sh head_request config  only these
 #   GATEHOUSE_FUZZ_SECONDS=600 scripts/fuzz.sh chunked
+#   GATEHOUSE_FUZZ_SEED=1 scripts/fuzz.sh  the same mutation sequence every run (CI)
 #
 # Needs clang and libclang-rt-14-dev (scripts/setup.sh). Builds in build-fuzz/ of this
 # checkout (GATEHOUSE_FUZZ_BUILD to change it). Each target starts from a copy of its seed
@@ -72,6 +73,7 @@ for target in "${targets[@]}"; do
   extra=()
   if [[ -d $fuzz_dir/regressions/$target ]]; then extra+=("$fuzz_dir/regressions/$target"); fi
   if [[ -n ${dict[$target]:-} ]]; then extra+=(-dict="$fuzz_dir/${dict[$target]}.dict"); fi
+  if [[ -n ${GATEHOUSE_FUZZ_SEED:-} ]]; then extra+=(-seed="$GATEHOUSE_FUZZ_SEED"); fi
   log=$work/$target.log
   echo "== $target: ${seconds}s, max_len ${max_len[$target]:-4096}"
   start=$(date +%s)

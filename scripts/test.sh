@@ -24,8 +24,10 @@ done
 echo "== soak under faults, 60 s (tests/soak/README.md; bench/SOAK.md has the 10-minute run)"
 /usr/bin/python3 tests/soak/soak.py --seconds 60 --bin build/proxy/gatehouse
 
+# A fixed seed: the run is repeatable; long local runs (scripts/fuzz.sh) explore freely.
 echo "== fuzz targets, 20 s each under ASan+UBSan (tests/fuzz/README.md)"
-GATEHOUSE_FUZZ_SECONDS=${GATEHOUSE_FUZZ_SECONDS:-20} scripts/fuzz.sh
+GATEHOUSE_FUZZ_SECONDS=${GATEHOUSE_FUZZ_SECONDS:-20} GATEHOUSE_FUZZ_SEED=${GATEHOUSE_FUZZ_SEED:-1} \
+  scripts/fuzz.sh
 
 echo "== sanitizer build (ASan + UBSan): unit and integration tests"
 GATEHOUSE_SANITIZE=1 scripts/build.sh >/dev/null
