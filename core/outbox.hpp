@@ -52,12 +52,6 @@ class Outbox {
     scratch_.clear();
     pieces_.clear();
   }
-  // For idle connections: capacity is kept between requests, given back here.
-  void release_memory() {
-    std::string().swap(scratch_);
-    std::vector<Piece>().swap(pieces_);
-    std::vector<uv_buf_t>().swap(bufs_);
-  }
 
  private:
   struct Piece {
