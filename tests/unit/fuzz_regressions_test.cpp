@@ -48,7 +48,7 @@ namespace {
 // such as U+00A7 or U+FEFE where the parser expects whitespace (upstream issues 190 and
 // 295, fixed after 3.3.0). Undefined behaviour; GCC 12 and clang 14 at -O2 happen to
 // return a parse error. This test passes there and aborts under GATEHOUSE_SANITIZE
-// (UBSan) unless config.cpp refuses such bytes before toml::parse, as it now does.
+// (UBSan) unless config/loader.cpp refuses such bytes before toml::parse, as it now does.
 TEST(FuzzRegressions, TomlNonAsciiWhereWhitespaceGoesIsAnError) {
   // The last: regressions/config/toml-unreachable-in-bare-value, a quote inside a bare
   // value (toml++ reads on through it, so what follows is not in a string).
