@@ -30,6 +30,13 @@ std::string_view protocol_text(ClientProtocol protocol) {
 
 }  // namespace
 
+LocalResponse LocalResponse::plain(int status, std::string_view text) {
+  LocalResponse response;
+  response.status = status;
+  response.body.assign(text).push_back('\n');
+  return response;
+}
+
 std::string hsts_value(const config::Config& config, std::size_t listener_index, bool secure) {
   if (!secure || listener_index >= config.listeners.size()) return {};
   const auto& tls = config.listeners[listener_index].tls;
@@ -97,7 +104,8 @@ void Exchange::start(const http::MessageHead& head, const http::MessageInfo& inf
   upgrade_requested_ = !info.upgrade.empty();
   chunked_request_ = info.framing == BodyFraming::chunked;
   declared_body_bytes_ = info.framing == BodyFraming::content_length ? info.content_length : 0;
-  response_head_done_ = response_complete_ = driver_holds_views_ = false;
+  response_head_done_ = response_complete_ = driver_holds_views_ = interim_sent_ = false;
+  local_.reset();
   upstream_responded_ = upstream_fresh_only_ = upstream_eof_ = upstream_shut_ = false;
   tried_hosts_ = 0;
   to_upstream_.clear();
@@ -437,6 +445,7 @@ bool Exchange::process_response_head() {
   }
   if (head.status < 200) {
     // Interim response (100 Continue, 103 Early Hints): relay and read the next head.
+    interim_sent_ = true;
     driver_.on_response_head(head, response_, extras);
     out_.consume(scan.length);
     driver_holds_views_ = driver_.on_response_batch(false);
@@ -501,7 +510,7 @@ void Exchange::pump_response_body() {
 
 void Exchange::response_consumed() {
   driver_holds_views_ = false;
-  if (!active_ || failed_) return;
+  if (!active_ || failed_ || local_) return;
   if (tunnel_) {
     pump_tunnel_to_client();
   } else if (!response_head_done_) {
@@ -591,7 +600,6 @@ void Exchange::abort() {
 
 void Exchange::fail(int status, const char* reason) {
   if (!active_ || failed_) return;
-  failed_ = true;
   if (status >= 500) {
     GH_LOG_WARN("%.*s \"%s\": %d %s", static_cast<int>(client_.ip.size()), client_.ip.data(),
                 log_request_.c_str(), status, reason);
@@ -599,8 +607,44 @@ void Exchange::fail(int status, const char* reason) {
     GH_LOG_INFO("%.*s: %d %s", static_cast<int>(client_.ip.size()), client_.ip.data(), status,
                 reason);
   }
+  // Nothing went to the client yet: the error is an ordinary response (kept alive where
+  // the request was read whole, like nginx); else the driver cuts the response short.
+  if (!response_head_done_ && !interim_sent_ && !tunnel_) {
+    LocalResponse response = LocalResponse::plain(status, reason);
+    if (status == 503) response.headers.emplace_back("Retry-After", "1");
+    return respond(std::move(response));
+  }
+  failed_ = true;
   release_upstream(false);
   driver_.on_exchange_failed(status, reason);
+}
+
+void Exchange::respond(LocalResponse response) {
+  if (!active_ || response_head_done_ || interim_sent_ || tunnel_) return;
+  release_upstream(false);
+  to_upstream_.clear();
+  driver_.disarm_upstream_timer();
+  learn_sid_ = false;
+  local_ = std::make_unique<LocalResponse>(std::move(response));
+  const LocalResponse& local = *local_;
+  http::MessageHead head;
+  head.status = local.status;
+  if (!local.content_type.empty()) head.headers.push_back({"Content-Type", local.content_type});
+  for (const auto& [name, value] : local.headers) head.headers.push_back({name, value});
+  response_ = {};
+  response_.framing = BodyFraming::content_length;
+  response_.content_length = local.body.size();
+  ResponseExtras extras;
+  const std::string hsts = hsts_value(config(), client_.listener_index, client_.secure);
+  extras.hsts = hsts;
+  log_status_ = local.status;
+  log_bytes_ = head_request_ ? 0 : local.body.size();
+  response_head_done_ = response_complete_ = true;
+  driver_.on_response_head(head, response_, extras);
+  if (!head_request_ && !local.body.empty()) {
+    driver_.on_response_body(local.body.data(), local.body.size());
+  }
+  driver_holds_views_ = driver_.on_response_batch(true);
 }
 
 void Exchange::log_local_response(int status, std::uint64_t body_bytes) {

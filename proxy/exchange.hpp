@@ -22,9 +22,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "core/byte_buffer.hpp"
 #include "core/http_head.hpp"
@@ -51,6 +54,18 @@ struct ClientContext {
 struct ResponseExtras {
   std::string_view affinity_cookie;  // Set-Cookie value ("name=v; Path=/; ..."), or empty
   std::string_view hsts;             // Strict-Transport-Security value, or empty
+};
+
+// An answer Gatehouse makes itself instead of an upstream's: errors (404 no route, 502,
+// 503, 504), and what policies answer (redirects, 401, 403, 429, error pages).
+struct LocalResponse {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";    // "" sends none
+  std::vector<std::pair<std::string, std::string>> headers;  // Location, Retry-After, ...
+  std::string body;
+
+  // `status` with `text` and a newline as its plain-text body.
+  static LocalResponse plain(int status, std::string_view text);
 };
 
 class Exchange final : private UpstreamConn::Client {
@@ -99,6 +114,15 @@ class Exchange final : private UpstreamConn::Client {
   void end_request_body();
   void flush_request_body();
   std::uint64_t request_body_bytes() const { return request_body_bytes_; }
+
+  // Answers the request with `response` instead of an upstream's, at any point before a
+  // response head went to the client (from a policy after start() matched a route, or
+  // from start() itself). It goes through the same Driver calls as an upstream response
+  // (on_response_head, the body as one piece, on_response_batch(true)), so HTTP/1.1 and
+  // HTTP/2 frame it alike, the access log and the route's counters count it, and a HEAD
+  // request gets the head only. An upstream connection still attached is closed; a
+  // request body not read yet is not wanted (HTTP/1.1 closes after the answer).
+  void respond(LocalResponse response);
 
   // The driver is done with the pieces of the last batch.
   void response_consumed();
@@ -204,6 +228,9 @@ class Exchange final : private UpstreamConn::Client {
   bool response_head_done_ = false;
   bool response_complete_ = false;
   bool driver_holds_views_ = false;  // a batch was delivered and not yet consumed
+  bool interim_sent_ = false;        // a 1xx head went to the driver
+  // A local answer being delivered: the views handed to the driver point into it.
+  std::unique_ptr<LocalResponse> local_;
 
   // Access log.
   std::string log_request_;  // "GET /path HTTP/1.1"

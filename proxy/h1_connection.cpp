@@ -480,6 +480,8 @@ void H1Connection::flush_to_client() {
   client_writing_ = true;
 }
 
+// The exchange answers errors itself while nothing went out (Exchange::respond); this
+// is a response (or tunnel) cut short, or a failure before any head could be sent.
 void H1Connection::on_exchange_failed(int status, const char* reason) {
   if (phase_ == Phase::closing) return;
   if (response_started_ || phase_ == Phase::tunnel) {
@@ -488,13 +490,7 @@ void H1Connection::on_exchange_failed(int status, const char* reason) {
   }
   std::string body(reason);
   body.push_back('\n');
-  // Like nginx, a 502/503/504 for a request read whole keeps the connection: the
-  // requests pipelined behind it, and the client's next ones, need not reconnect.
-  // (A HEAD request still closes: the local response carries a body.)
-  const bool keep_alive = phase_ == Phase::exchange && request_complete_ &&
-                          !close_after_response_ && !draining_ && !client_eof_ &&
-                          !state_->exchange.head_request();
-  respond_local(status, body, status == 503 ? "Retry-After: 1\r\n" : "", keep_alive);
+  respond_local(status, body, status == 503 ? "Retry-After: 1\r\n" : "");
 }
 
 // ---- tunnel ----------------------------------------------------------------------
@@ -573,16 +569,12 @@ void H1Connection::fail(int status, const char* reason) {
   respond_local(status, body);
 }
 
-void H1Connection::respond_local(int status, std::string_view body, std::string_view extra_headers,
-                                 bool keep_alive) {
+void H1Connection::respond_local(int status, std::string_view body,
+                                 std::string_view extra_headers) {
   state_->exchange.log_local_response(status, body.size());  // releases its upstream connection
   timer_.disarm(kUpstreamDeadline);
-  if (keep_alive) {
-    response_complete_ = true;  // the write's completion finishes the exchange
-  } else {
-    phase_ = Phase::closing;
-    arm_client_timer(kLingerTimeout);
-  }
+  phase_ = Phase::closing;
+  arm_client_timer(kLingerTimeout);
   // A write in flight points into the outbox: never rewrite it under its feet.
   if (client_writing_) return close();
   state_->to_client.clear();
@@ -591,7 +583,7 @@ void H1Connection::respond_local(int status, std::string_view body, std::string_
     extra.append("Strict-Transport-Security: ").append(hsts).append("\r\n");
   }
   std::size_t mark = state_->to_client.mark();
-  write_local_response(status, body, keep_alive, extra, state_->to_client.scratch());
+  write_local_response(status, body, false, extra, state_->to_client.scratch());
   state_->to_client.add_scratch_since(mark);
   response_started_ = true;
   const auto& bufs = state_->to_client.buffers();

@@ -106,9 +106,9 @@ class H1Connection final : public ClientConnection,
   void maybe_finish_exchange();
   void finish_exchange();
   void fail(int status, const char* reason);
-  // A local response; the connection closes after it unless `keep_alive`.
-  void respond_local(int status, std::string_view body, std::string_view extra_headers = {},
-                     bool keep_alive = false);
+  // A local response made by the connection itself (no exchange could answer: a bad
+  // request, the redirect listener); the connection closes after it.
+  void respond_local(int status, std::string_view body, std::string_view extra_headers = {});
   void linger_close();
   void update_client_reads();
   void arm_client_timer(config::Duration timeout);

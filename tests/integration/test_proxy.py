@@ -470,13 +470,23 @@ class UpstreamFailureTest(GatehouseTestCase):
         self.assertEqual(client.request("GET", "/p4").status, 200)
         self.assertFalse(client.is_closed(0.2))
 
-    def test_502_for_a_head_request_still_closes(self):
+    def test_502_for_a_head_request_keeps_the_connection(self):
+        # The local answer to HEAD is its head only (Content-Length of the body a GET
+        # gets), so the connection stays usable, as for GET.
+        live = self.start_upstream()
         dead = refusing_port()
         self.addCleanup(dead.close)
-        gh = self.start_gatehouse(make_config({"app": [dead]}))
+        gh = self.start_gatehouse(make_config(
+            {"app": [live], "dead": [dead]},
+            routes=[{"path_prefix": "/dead", "upstream": "dead"},
+                    {"path_prefix": "/", "upstream": "app"}]))
         client = self.client(gh.port)
-        response = client.request("HEAD", "/")
-        self.assertEqual((response.status, response.headers.get("Connection")), (502, "close"))
+        get_length = int(client.request("GET", "/dead/1").headers.get("Content-Length"))
+        response = client.request("HEAD", "/dead/2")
+        self.assertEqual((response.status, response.headers.get("Connection"), response.body),
+                         (502, None, b""))
+        self.assertEqual(int(response.headers.get("Content-Length")), get_length)
+        self.assertEqual(client.request("GET", "/p3").status, 200)
 
     def test_upstream_closes_without_response_is_502(self):
         upstream = self.start_upstream(close_handler)
