@@ -8,6 +8,10 @@ few connections (like wrk's). Counting is zeroed after a warm-up and dumped afte
 measured requests, so start-up and shut-down are left out.
 
     bench/callgrind.py --gatehouse build/proxy/gatehouse [--requests 6000] [--top 25]
+    bench/callgrind.py --gatehouse build/proxy/gatehouse --h2c   # HTTP/2 (h2load, 10 x 10)
+
+--h2c profiles the HTTP/2 path without TLS (a plain listener with h2c = true, h2load's
+prior knowledge), so the codec's cost is not buried under the cipher's.
 
 Prints total Ir / requests and the functions with the most inclusive and self cost.
 Loopback only; every process it starts is stopped by its PID.
@@ -87,6 +91,11 @@ def drive(port: int, total: int, connections: int) -> None:
         key.fileobj.close()
 
 
+def drive_h2c(port: int, total: int, connections: int) -> None:
+    subprocess.run(["h2load", "-c", str(connections), "-m", "10", "-n", str(total),
+                    f"http://127.0.0.1:{port}/"], check=True, capture_output=True, timeout=600)
+
+
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -112,6 +121,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--keep", help="directory to keep the callgrind dump in")
+    parser.add_argument("--h2c", action="store_true",
+                        help="HTTP/2 with prior knowledge, driven by h2load -m 10")
     args = parser.parse_args()
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="gh-callgrind-"))
@@ -119,7 +130,9 @@ def main() -> None:
     up_port = free_port()
     (work / "upstream.conf").write_text(bench_run.upstream_nginx_conf(work, up_port))
     (work / "www").mkdir(exist_ok=True)
-    config = bench_run.gatehouse_conf(1, up_port, free_port(), None)
+    config = bench_run.gatehouse_conf(1, up_port, free_port(), None, 1000)
+    if args.h2c:
+        config = config.replace('address = "127.0.0.1:0"\n', 'address = "127.0.0.1:0"\nh2c = true\n', 1)
     (work / "gatehouse.toml").write_text(config)
     ready = work / "ready"
     ready.unlink(missing_ok=True)
@@ -137,11 +150,12 @@ def main() -> None:
             stdout=subprocess.DEVNULL, stderr=open(work / "valgrind.log", "w"))
         wait_for(lambda: listener_port(ready) is not None, 120, "Gatehouse's ready file")
         port = listener_port(ready)
-        drive(port, args.warmup, args.connections)
+        run = drive_h2c if args.h2c else drive
+        run(port, args.warmup, args.connections)
         subprocess.run(["callgrind_control", "--zero", str(proxy.pid)], check=True,
                        capture_output=True)
         started = time.monotonic()
-        drive(port, args.requests, args.connections)
+        run(port, args.requests, args.connections)
         elapsed = time.monotonic() - started
         subprocess.run(["callgrind_control", "--dump=measured", str(proxy.pid)], check=True,
                        capture_output=True)

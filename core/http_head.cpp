@@ -200,7 +200,11 @@ bool HeadScanner::next_is(std::string_view data, std::size_t stop, char expected
 
 // At the colon (offset_): the name runs from mark_ to here; the value starts after it.
 void HeadScanner::end_field_name(std::string_view data) {
-  if (record_) record_->headers.push_back({marked(data), {}});
+  if (record_) {
+    // One allocation for an ordinary head rather than growing through 1, 2, 4, 8.
+    if (record_->headers.capacity() == 0) record_->headers.reserve(16);
+    record_->headers.push_back({marked(data), {}});
+  }
   mark_ = offset_ + 1;
   step_ = Step::value;
 }

@@ -12,6 +12,8 @@
 namespace gh::proxy {
 namespace {
 
+constexpr std::size_t kTypicalFields = 16;
+
 std::string_view view_of(nghttp2_rcbuf* buf) {
   const nghttp2_vec vec = nghttp2_rcbuf_get_buf(buf);
   return {reinterpret_cast<const char*>(vec.base), vec.len};
@@ -66,6 +68,11 @@ std::optional<std::uint64_t> declared_length(const std::vector<http::Header>& fi
 }  // namespace
 
 H2Stream::H2Stream(H2Connection& connection, std::int32_t id) : connection_(connection), id_(id) {
+  // A browser's request carries 10-20 fields: one allocation each instead of growing
+  // through 1, 2, 4, 8, 16 (malloc was a quarter of the h2 path's instructions).
+  fields_.reserve(kTypicalFields);
+  head_.headers.reserve(kTypicalFields + 2);  // the fields, host, the joined cookie
+  held_.reserve(2 * kTypicalFields + 8);
   arm_client_deadline(timeouts().request_header);  // HEADERS + CONTINUATION must end
 }
 
@@ -355,33 +362,49 @@ void H2Stream::submit_response(const http::MessageHead& head, const ResponseExtr
   const http::HopByHop is_hop_by_hop(head);
   std::size_t name_bytes = 0;
   for (const http::Header& h : head.headers) name_bytes += h.name.size();
-  std::string names;
-  names.reserve(name_bytes);  // nv entries point into it: it must never reallocate
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(head.headers.size() + 3);
+  // Ordinary heads fit on the stack; nv entries point into `names`, which never moves.
+  std::array<char, 1024> name_space;
+  std::string names_heap;
+  char* names = name_space.data();
+  if (name_bytes > name_space.size()) {
+    names_heap.resize(name_bytes);
+    names = names_heap.data();
+  }
+  std::size_t names_used = 0;
+  std::array<nghttp2_nv, 40> nv_space;
+  std::vector<nghttp2_nv> nv_heap;
+  const std::size_t nv_count = head.headers.size() + 3;
+  nghttp2_nv* nva = nv_space.data();
+  if (nv_count > nv_space.size()) {
+    nv_heap.resize(nv_count);
+    nva = nv_heap.data();
+  }
+  std::size_t nv_used = 0;
   const auto status = status_digits(head.status);
-  nva.push_back(make_nv(":status", {status.data(), status.size()}));
+  nva[nv_used++] = make_nv(":status", {status.data(), status.size()});
   for (const http::Header& h : head.headers) {
     if (is_hop_by_hop(h.name)) continue;
-    const std::size_t at = names.size();
-    for (char c : h.name) names.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
-    nva.push_back(make_nv({names.data() + at, h.name.size()}, h.value));
+    char* name = names + names_used;
+    for (char c : h.name) {
+      names[names_used++] = c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+    }
+    nva[nv_used++] = make_nv({name, h.name.size()}, h.value);
   }
-  if (!extras.affinity_cookie.empty()) nva.push_back(make_nv("set-cookie", extras.affinity_cookie));
-  if (!extras.hsts.empty()) nva.push_back(make_nv("strict-transport-security", extras.hsts));
+  if (!extras.affinity_cookie.empty()) {
+    nva[nv_used++] = make_nv("set-cookie", extras.affinity_cookie);
+  }
+  if (!extras.hsts.empty()) nva[nv_used++] = make_nv("strict-transport-security", extras.hsts);
   nghttp2_session* session = connection_.session();
   int rc = 0;
   if (!final) {
-    rc = nghttp2_submit_headers(session, NGHTTP2_FLAG_NONE, id_, nullptr, nva.data(), nva.size(),
-                                nullptr);
+    rc = nghttp2_submit_headers(session, NGHTTP2_FLAG_NONE, id_, nullptr, nva, nv_used, nullptr);
   } else {
     nghttp2_data_provider provider{};
     provider.source.ptr = this;
     provider.read_callback = read_response_callback;
     response_submitted_ = true;
     response_has_body_ = has_body;
-    rc = nghttp2_submit_response(session, id_, nva.data(), nva.size(),
-                                 has_body ? &provider : nullptr);
+    rc = nghttp2_submit_response(session, id_, nva, nv_used, has_body ? &provider : nullptr);
   }
   if (rc != 0) {
     exchange_->abort();

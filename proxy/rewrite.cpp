@@ -51,6 +51,10 @@ bool is_underscore_alias(std::string_view name, const http::HopByHop& is_hop_by_
 
 void write_upstream_request(const http::MessageHead& head, const http::MessageInfo& info,
                             const ForwardedFor& forwarded, std::string& out) {
+  // Sized once (fields, their separators, what is added), not grown by doubling.
+  std::size_t size = head.method.size() + head.target.size() + 256;
+  for (const http::Header& h : head.headers) size += h.name.size() + h.value.size() + 4;
+  out.reserve(out.size() + size);
   out.append(head.method);
   out.push_back(' ');
   out.append(head.target);
