@@ -22,11 +22,16 @@
 #include <vector>
 
 #include "core/http_head.hpp"
+#include "core/recycler.hpp"
 #include "proxy/exchange.hpp"
 
 namespace gh::proxy {
 
 class H2Connection;
+
+// Spare stream blocks a worker keeps after a burst (each ~1.7 KiB): a connection's
+// worth of concurrent streams.
+inline constexpr std::size_t kRecycledStreams = 100;
 
 // The stream window Gatehouse advertises (SETTINGS_INITIAL_WINDOW_SIZE): the most request
 // body a stream holds before the upstream took some.
@@ -38,6 +43,7 @@ class H2Stream final : private Exchange::Driver {
   ~H2Stream() override;
   H2Stream(const H2Stream&) = delete;
   H2Stream& operator=(const H2Stream&) = delete;
+  GH_RECYCLED(H2Stream, kRecycledStreams)
 
   std::int32_t id() const { return id_; }
 
